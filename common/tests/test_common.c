@@ -1,0 +1,128 @@
+/* Unit tests for common/: number parsing, fd passing, the event loop. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/loop.h"
+#include "common/util.h"
+
+static void test_parse(void **state)
+{
+	uint32_t v;
+	uint64_t w;
+	unsigned u;
+
+	assert_int_equal(pv_parse_u32("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(pv_parse_u32("4294967295", &v), 0);
+	assert_int_equal(v, 4294967295u);
+	assert_int_equal(pv_parse_u32("4294967296", &v), -ERANGE);
+	assert_int_equal(pv_parse_u32("", &v), -EINVAL);
+	assert_int_equal(pv_parse_u32("-1", &v), -EINVAL);
+	assert_int_equal(pv_parse_u32(" 1", &v), -EINVAL);
+	assert_int_equal(pv_parse_u32("1x", &v), -EINVAL);
+	assert_int_equal(pv_parse_u32("0x10", &v), -EINVAL);
+	assert_int_equal(pv_parse_u32(NULL, &v), -EINVAL);
+	assert_int_equal(pv_parse_u64("18446744073709551615", UINT64_MAX, &w), 0);
+	assert_int_equal(pv_parse_u64("18446744073709551616", UINT64_MAX, &w), -ERANGE);
+	assert_int_equal(pv_parse_uint("8", 8, &u), 0);
+	assert_int_equal(pv_parse_uint("9", 8, &u), -ERANGE);
+}
+
+static void test_fd_passing(void **state)
+{
+	int sv[2], p[2], fds[4], got_fd;
+	unsigned n = 4;
+	char buf[8];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pv_send_fds(sv[0], "hi", 2, &p[1], 1), 2);
+	assert_int_equal(pv_recv_fds(sv[1], buf, sizeof(buf), fds, &n), 2);
+	assert_int_equal(n, 1);
+	got_fd = fds[0];
+	assert_int_equal(write(got_fd, "x", 1), 1);
+	assert_int_equal(read(p[0], buf, 1), 1);
+	assert_int_equal(buf[0], 'x');
+	/* No room for fds: they are closed, the data still arrives. */
+	n = 0;
+	assert_int_equal(pv_send_fds(sv[0], "yo", 2, &p[1], 1), 2);
+	assert_int_equal(pv_recv_fds(sv[1], buf, sizeof(buf), NULL, &n), 2);
+	assert_int_equal(n, 0);
+	close(got_fd);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+struct loop_ctx {
+	int hits;
+	int timer_hits;
+	int other_fd;
+};
+
+static void on_read(struct pv_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	struct loop_ctx *c = arg;
+	char b;
+	assert_int_equal(read(fd, &b, 1), 1);
+	c->hits++;
+	/* Deleting another watch whose event may be pending must be safe. */
+	if (c->other_fd >= 0) {
+		pv_loop_del_fd(loop, c->other_fd);
+		c->other_fd = -1;
+	}
+}
+
+static void on_timer(struct pv_loop *loop, void *arg)
+{
+	struct loop_ctx *c = arg;
+	c->timer_hits++;
+	pv_loop_stop(loop);
+}
+
+static void test_loop(void **state)
+{
+	struct pv_loop *loop = pv_loop_new();
+	struct loop_ctx c = { .other_fd = -1 };
+	int a[2], b[2];
+	int64_t t;
+
+	assert_non_null(loop);
+	assert_int_equal(pipe(a), 0);
+	assert_int_equal(pipe(b), 0);
+	assert_int_equal(pv_loop_add_fd(loop, a[0], 1 /* EPOLLIN */, on_read, &c), 0);
+	assert_int_equal(pv_loop_add_fd(loop, b[0], 1, on_read, &c), 0);
+	assert_int_equal(pv_loop_add_fd(loop, b[0], 1, on_read, &c), -EEXIST);
+	c.other_fd = b[0];
+	assert_int_equal(write(a[1], "1", 1), 1);
+	assert_int_equal(write(b[1], "1", 1), 1);
+	assert_int_equal(pv_loop_run_once(loop, 100), 0);
+	/* Exactly one of the two fired; the other was deleted first. */
+	assert_int_equal(c.hits, 1);
+	t = pv_loop_add_timer(loop, 1000000, on_timer, &c);
+	assert_true(t > 0);
+	pv_loop_cancel_timer(loop, pv_loop_add_timer(loop, 0, on_timer, &c));
+	assert_int_equal(pv_loop_run(loop), 0);
+	assert_int_equal(c.timer_hits, 1);
+	assert_int_equal(pv_loop_del_fd(loop, 12345), -ENOENT);
+	pv_loop_free(loop);
+	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_fd_passing),
+		cmocka_unit_test(test_loop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

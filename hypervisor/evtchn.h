@@ -1,0 +1,44 @@
+/*
+ * hypervisor/evtchn.h — event channels, shaped like libxenevtchn.
+ *
+ * What: alloc unbound, bind interdomain, notify, pending/unmask, unbind,
+ * status. Each port end has an eventfd: notify is one write(2) on the peer's
+ * eventfd and never a round trip to the hypervisor. The handle's fd is
+ * pollable (epoll): readable when some port of this handle is pending.
+ * Semantics as on Xen (xen-protocols.md §6): pending/masked bits, sends
+ * coalesce, pv_evtchn_pending() returns a port already masked and cleared (the
+ * caller unmasks it after handling), a masked port that becomes pending fires
+ * on unmask, a new interdomain binding is set pending once. When the remote
+ * end closes (or its domain dies) the local port becomes unbound: notify on
+ * it is dropped silently (as Xen does); notify/unmask on a port that is not
+ * ours or closed gives -EINVAL.
+ * Thread: one handle per thread, except pv_evtchn_notify(), which may be
+ * called from any thread on any port of the handle.
+ * Errors: port (>= 1) or 0 on success, -errno on failure.
+ * Ownership: closing the handle unbinds its ports.
+ */
+#ifndef PVNET_HYPERVISOR_EVTCHN_H
+#define PVNET_HYPERVISOR_EVTCHN_H
+
+#include <stdint.h>
+
+#include "common/xen.h"
+
+struct pv_evtchn;
+struct pv_evtchn *pv_evtchn_open(const char *hv_path);
+void pv_evtchn_close(struct pv_evtchn *ec);
+int pv_evtchn_fd(const struct pv_evtchn *ec);
+
+/* EVTCHNOP_alloc_unbound for remote_domid: returns the new local port. */
+int pv_evtchn_bind_unbound_port(struct pv_evtchn *ec, uint32_t remote_domid);
+/* EVTCHNOP_bind_interdomain: the remote port must be unbound and accept us. */
+int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid, evtchn_port_t remote_port);
+int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port);
+int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port);
+/* Next pending port (masked and cleared), or -EAGAIN if none. */
+int pv_evtchn_pending(struct pv_evtchn *ec);
+int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port);
+/* EVTCHNSTAT_closed/unbound/interdomain (xen/event_channel.h), or -errno. */
+int pv_evtchn_status(struct pv_evtchn *ec, evtchn_port_t port);
+
+#endif

@@ -1,0 +1,72 @@
+# tests/lib.sh — shared helpers for pvnet's shell tests. Source it.
+#
+# - pv_require_root / pv_require_tun: exit 77 (meson "skip") with a reason
+#   when the test truly cannot run here.
+# - pv_name PREFIX: a unique, <=15-char name for a netns/bridge/veth/TAP.
+# - pv_netns_add NAME: create a namespace and remember it for cleanup.
+# - pv_on_exit CMD...: run CMD at exit (reverse order), even when a test fails.
+# - pv_check DESC CMD...: run CMD, count a pass/fail, print "ok"/"not ok".
+# - pv_done: print "N passed, N failed" and exit non-zero on failure.
+# Binaries come from $PVNET_BUILD (set by meson; default ./build).
+set -u
+
+PVNET_BUILD=${PVNET_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}
+PVNET_SRC=${PVNET_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PV_TMP=$(mktemp -d /tmp/pvnet-test.XXXXXX)
+_pv_cleanups=()
+_pv_pass=0
+_pv_fail=0
+_pv_seq=0
+
+pv_on_exit() { _pv_cleanups+=("$*"); }
+
+_pv_cleanup() {
+	local i
+	for ((i = ${#_pv_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_pv_cleanups[$i]}" >/dev/null 2>&1 || true
+	done
+	rm -rf "$PV_TMP"
+}
+trap _pv_cleanup EXIT
+trap 'exit 130' INT TERM
+
+pv_skip() { echo "SKIP: $*"; exit 77; }
+pv_require_root() { [ "$(id -u)" -eq 0 ] || pv_skip "needs root (network namespaces, TAP devices)"; }
+pv_require_tun() { [ -c /dev/net/tun ] || pv_skip "needs /dev/net/tun"; }
+
+# Unique short name: prefix + pid (base 36) + sequence, at most 15 chars.
+pv_name() {
+	_pv_seq=$((_pv_seq + 1))
+	local n="$1$(printf '%x' $$)${_pv_seq}"
+	echo "${n:0:15}"
+}
+
+pv_netns_add() {
+	ip netns add "$1" || return 1
+	pv_on_exit "ip netns pids $1 | xargs -r kill -9; ip netns del $1"
+	ip -n "$1" link set lo up
+}
+
+pv_check() {
+	local desc=$1; shift
+	if "$@"; then
+		_pv_pass=$((_pv_pass + 1)); echo "ok - $desc"
+	else
+		_pv_fail=$((_pv_fail + 1)); echo "not ok - $desc"
+	fi
+}
+
+# Wait until CMD succeeds, polling every 20 ms, for at most SECONDS.
+pv_wait_for() {
+	local secs=$1; shift
+	local deadline=$((SECONDS + secs))
+	until "$@"; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.02
+	done
+}
+
+pv_done() {
+	echo "$_pv_pass passed, $_pv_fail failed"
+	[ "$_pv_fail" -eq 0 ]
+}
