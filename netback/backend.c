@@ -269,7 +269,7 @@ static int read_u32(struct nb_daemon *d, const char *dir, const char *key, uint3
 static int connect_data_rings(struct nb_dev *dev, unsigned q, unsigned nqueues, struct nb_queue_cfg *cfg)
 {
 	struct nb_daemon *d = dev->d;
-	char dir[NB_XS_VALUE_MAX + 16];
+	char dir[NB_XS_VALUE_MAX + 32];
 	uint32_t tx, rx;
 	int r;
 

@@ -33,6 +33,8 @@
 
 /* ---- environment ---------------------------------------------------------- */
 
+static void dom_close(struct tf_dom *d);
+
 static pid_t spawn(char *const argv[], int timeout_ms)
 {
 	int p[2];
@@ -170,6 +172,11 @@ void tf_env_stop(struct tf_env *e)
 	int idx;
 
 	stop_pid(&e->nbd);
+	for (unsigned i = 0; i < e->ndoms; i++) {
+		dom_close(e->doms[i]);
+		free(e->doms[i]);
+	}
+	e->ndoms = 0;
 	if (e->xs)
 		xs_close(e->xs);
 	e->xs = NULL;
@@ -300,7 +307,7 @@ ssize_t tf_host_recv(struct tf_env *e, struct virtio_net_hdr *vh, uint8_t *buf, 
 
 /* ---- domains --------------------------------------------------------------- */
 
-int tf_dom_create(struct tf_env *e, struct tf_dom *d)
+static int dom_create(struct tf_env *e, struct tf_dom *d)
 {
 	struct pv_domain_config cfg;
 	int r;
@@ -326,7 +333,7 @@ int tf_dom_create(struct tf_env *e, struct tf_dom *d)
 	return 0;
 }
 
-void tf_dom_close(struct tf_dom *d)
+static void dom_close(struct tf_dom *d)
 {
 	if (d->ec)
 		pv_evtchn_close(d->ec);
@@ -337,6 +344,23 @@ void tf_dom_close(struct tf_dom *d)
 	if (d->hv)
 		pv_hv_close(d->hv);
 	memset(d, 0, sizeof(*d));
+}
+
+struct tf_dom *tf_dom_new(struct tf_env *e)
+{
+	struct tf_dom *d;
+	int r;
+
+	if (e->ndoms == PV_ARRAY_SIZE(e->doms) || !(d = calloc(1, sizeof(*d)))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	e->doms[e->ndoms++] = d;
+	if ((r = dom_create(e, d)) < 0) {
+		errno = -r;
+		return NULL;
+	}
+	return d;
 }
 
 /* ---- the toolstack's part ------------------------------------------------- */

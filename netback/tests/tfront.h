@@ -33,6 +33,8 @@
 
 #define TF_MAX_QUEUES 16
 
+struct tf_dom;
+
 struct tf_env {
 	char dir[128];
 	char xs_sock[192], hv_sock[192], nb_dir[150], nb_log[192], ctl_sock[192];
@@ -41,6 +43,8 @@ struct tf_env {
 	struct pv_hv *hv;      /* dom0 */
 	char bridge[16];
 	struct nif_tap host;   /* a port of the bridge for the host side */
+	struct tf_dom *doms[64];  /* closed by tf_env_stop */
+	unsigned ndoms;
 };
 
 struct tf_env_opts {
@@ -78,9 +82,9 @@ struct tf_dom {
 	struct pv_evtchn *ec;
 };
 
-int tf_dom_create(struct tf_env *e, struct tf_dom *d);
-/* Close the guest's connections (nothing else). */
-void tf_dom_close(struct tf_dom *d);
+/* A new guest domain, owned by the environment (closed by tf_env_stop);
+ * NULL with errno on failure. */
+struct tf_dom *tf_dom_new(struct tf_env *e);
 
 struct tf_queue {
 	netif_tx_front_ring_t tx;
