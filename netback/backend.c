@@ -343,6 +343,10 @@ static int backend_connect(struct nb_dev *dev)
 	register_watchers(dev);
 	read_vif_flags(dev, &flags);
 	nb_vif_caps(&flags, dev->mtu, &caps);
+	if (flags.rx_notify) {
+		caps.drain_ms = d->o.drain_ms;
+		caps.stall_ms = d->o.stall_ms;
+	}
 
 	memset(cfgs, 0, sizeof(cfgs));
 	for (unsigned q = 0; q < requested; q++) {

@@ -30,6 +30,8 @@ struct nb_backend_opts {
 	const char *hv_path;    /* hypervisor dom0 socket (NULL: $PVNET_HYPERVISOR) */
 	unsigned max_queues;    /* multi-queue-max-queues */
 	unsigned fatal_slots;   /* fatal_skb_slots */
+	unsigned drain_ms;      /* rx_drain_timeout_msecs (frontends with feature-rx-notify) */
+	unsigned stall_ms;      /* rx_stall_timeout_msecs (idem) */
 };
 
 struct nb_daemon;

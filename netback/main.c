@@ -30,6 +30,12 @@ static void usage(FILE *f)
 		"  --max-queues N       multi-queue-max-queues (default min(8, CPUs), at most %u)\n"
 		"  --fatal-slots N      slots per packet that disable a vif (Linux fatal_skb_slots;\n"
 		"                       default %u, at least %u)\n"
+		"  --rx-drain-timeout MS  frames waiting that long for rx buffers are dropped\n"
+		"                       (Linux rx_drain_timeout_msecs, default 10000; 30 without\n"
+		"                       feature-rx-notify)\n"
+		"  --rx-stall-timeout MS  no rx buffers for that long: carrier off until they come\n"
+		"                       (Linux rx_stall_timeout_msecs, default 60000; off without\n"
+		"                       feature-rx-notify)\n"
 		PV_DAEMON_HELP
 		"  --help               this text\n"
 		"Control socket: <rundir>/netback.sock (\"stats\", \"stats <vif>\", \"help\").\n",
@@ -59,10 +65,13 @@ int main(int argc, char **argv)
 		{ "hypervisor", required_argument, 0, 'H' },
 		{ "max-queues", required_argument, 0, 'q' },
 		{ "fatal-slots", required_argument, 0, 'f' },
+		{ "rx-drain-timeout", required_argument, 0, 'D' },
+		{ "rx-stall-timeout", required_argument, 0, 'S' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct nb_backend_opts bo = { .fatal_slots = NB_FATAL_SKB_SLOTS_DEFAULT };
+	struct nb_backend_opts bo = { .fatal_slots = NB_FATAL_SKB_SLOTS_DEFAULT, .drain_ms = 10000,
+				      .stall_ms = 60000 };
 	struct pv_daemon_opts o;
 	struct pv_loop *loop = NULL;
 	struct nb_daemon *d = NULL;
@@ -96,6 +105,15 @@ int main(int argc, char **argv)
 			if (pv_parse_uint(optarg, 1024, &bo.fatal_slots) < 0 ||
 			    bo.fatal_slots < NB_LEGACY_SLOTS_MAX) {
 				fprintf(stderr, "--fatal-slots needs %u..1024\n", NB_LEGACY_SLOTS_MAX);
+				return 2;
+			}
+			break;
+		case 'D':
+		case 'S':
+			if (pv_parse_uint(optarg, 3600000, opt == 'D' ? &bo.drain_ms : &bo.stall_ms) < 0 ||
+			    (opt == 'D' && bo.drain_ms == 0)) {
+				fprintf(stderr, "--rx-%s-timeout needs milliseconds (1..3600000%s)\n",
+					opt == 'D' ? "drain" : "stall", opt == 'D' ? "" : ", 0 = off");
 				return 2;
 			}
 			break;

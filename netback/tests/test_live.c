@@ -718,6 +718,32 @@ static void case_no_rx_notify(struct tf_env *e)
 	CHECK(host_to_guest(e, &v, 100, 9), "new frames delivered once buffers are back (polled)");
 }
 
+static void case_rx_stall(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_vif v;
+	uint8_t f[256];
+	size_t len;
+
+	o.rx_post = 20;
+	if (!setup_vif(e, &v, &o)) {
+		CHECK(0, "connect");
+		return;
+	}
+	guest_to_host(e, &v, 0, 60, 1);
+	/* Fill the few posted buffers and keep sending: the queue blocks. */
+	len = tf_mk_udp4(f, v.mac, host_mac, 40, 3);
+	for (int i = 0; i < 40; i++)
+		tf_host_send(e, NULL, f, len);
+	CHECK(tf_log_wait(e, "Guest Rx stalled", 3000), "\"Guest Rx stalled\" after the stall timeout");
+	CHECK(!carrier(&v), "carrier off while stalled");
+	CHECK(stat_value(e, &v, "vif", "rx_stalls") == 1, "rx_stalls counted");
+	tf_rx_post(&v, 0, PV_NET_RX_RING_SIZE);
+	CHECK(tf_log_wait(e, "Guest Rx ready", 3000), "\"Guest Rx ready\" once buffers are posted");
+	CHECK(carrier(&v), "carrier back on");
+	CHECK(host_to_guest(e, &v, 80, 4), "frames flow again");
+}
+
 /* ---- misbehaviour ---------------------------------------------------------- */
 
 struct pair {
@@ -968,6 +994,7 @@ static const struct tcase cases[] = {
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
 	{ "multicast", case_multicast, NULL, 0 },
 	{ "no-rx-notify", case_no_rx_notify, NULL, 0 },
+	{ "rx-stall", case_rx_stall, "--rx-stall-timeout 300 --rx-drain-timeout 200", 0 },
 	{ "bad-indices", case_bad_indices, NULL, 0 },
 	{ "bad-rx-indices", case_bad_rx_indices, NULL, 0 },
 	{ "cross-page", case_cross_page, NULL, 0 },
