@@ -130,10 +130,11 @@ int tf_env_start(struct tf_env *e, const struct tf_env_opts *o)
 	if ((r = nif_bridge_create(e->bridge)) < 0 || (br = nif_link_index(e->bridge)) < 0 ||
 	    (r = nif_link_set_up(br, true)) < 0)
 		return r < 0 ? r : br;
-	if ((r = nif_tap_create(&e->host, "hostport0", 1)) < 0 ||
-	    (r = nif_tap_set_offload(&e->host, o ? o->host_tun_flags : 0)) < 0 ||
-	    (r = nif_link_set_master(e->host.ifindex, br)) < 0 ||
-	    (r = nif_link_set_up(e->host.ifindex, true)) < 0)
+	if (!(o && o->no_host_port) &&
+	    ((r = nif_tap_create(&e->host, "hostport0", 1)) < 0 ||
+	     (r = nif_tap_set_offload(&e->host, o ? o->host_tun_flags : 0)) < 0 ||
+	     (r = nif_link_set_master(e->host.ifindex, br)) < 0 ||
+	     (r = nif_link_set_up(e->host.ifindex, true)) < 0))
 		return r;
 
 	argv[0] = xsd; argv[1] = "--rundir"; argv[2] = xsdir; argv[3] = "--log-file"; argv[4] = xslog;
@@ -484,11 +485,18 @@ static void ungrant_page(struct tf_dom *d, void *page, grant_ref_t ref)
 		pv_page_free(d->pa, (uint32_t)f, 1);
 }
 
-static int setup_queue(struct tf_vif *v, struct tf_queue *q, bool split)
+static int setup_queue(struct tf_vif *v, struct tf_queue *q, bool split, bool own_ec)
 {
 	struct tf_dom *d = v->d;
 	int r;
 
+	q->ec = d->ec;
+	if (own_ec) {
+		q->ec = pv_evtchn_open(d->sock);
+		if (!q->ec)
+			return -errno;
+		q->own_ec = true;
+	}
 	q->tx_sring = grant_page(d, false, &q->tx_ring_ref);
 	q->rx_sring = grant_page(d, false, &q->rx_ring_ref);
 	if (!q->tx_sring || !q->rx_sring)
@@ -503,11 +511,11 @@ static int setup_queue(struct tf_vif *v, struct tf_queue *q, bool split)
 	for (unsigned i = 0; i < PV_NET_RX_RING_SIZE; i++)
 		if (!(q->rx_pages[i] = grant_page(d, false, &q->rx_refs[i])))
 			return -ENOMEM;
-	if ((r = pv_evtchn_bind_unbound_port(d->ec, 0)) < 0)
+	if ((r = pv_evtchn_bind_unbound_port(q->ec, 0)) < 0)
 		return r;
 	q->tx_port = q->rx_port = (evtchn_port_t)r;
 	if (split) {
-		if ((r = pv_evtchn_bind_unbound_port(d->ec, 0)) < 0)
+		if ((r = pv_evtchn_bind_unbound_port(q->ec, 0)) < 0)
 			return r;
 		q->rx_port = (evtchn_port_t)r;
 	}
@@ -587,7 +595,7 @@ int tf_vif_connect(struct tf_vif *v, const struct tf_vif_opts *o_in, bool expect
 		return -EOPNOTSUPP;
 	v->nq = o.nqueues;
 	for (unsigned i = 0; i < v->nq; i++)
-		if ((r = setup_queue(v, &v->q[i], o.split)) < 0)
+		if ((r = setup_queue(v, &v->q[i], o.split, o.ec_per_queue)) < 0)
 			return r;
 	for (int tries = 0; tries < 50; tries++) {
 		xs_transaction_t t = xs_transaction_start(v->e->xs);
@@ -625,9 +633,13 @@ void tf_vif_release(struct tf_vif *v)
 			ungrant_page(v->d, q->rx_pages[k], q->rx_refs[k]);
 		ungrant_page(v->d, q->tx_sring, q->tx_ring_ref);
 		ungrant_page(v->d, q->rx_sring, q->rx_ring_ref);
-		(void)pv_evtchn_unbind(v->d->ec, q->tx_port);
-		if (q->rx_port != q->tx_port)
-			(void)pv_evtchn_unbind(v->d->ec, q->rx_port);
+		if (q->ec) {
+			(void)pv_evtchn_unbind(q->ec, q->tx_port);
+			if (q->rx_port != q->tx_port)
+				(void)pv_evtchn_unbind(q->ec, q->rx_port);
+			if (q->own_ec)
+				pv_evtchn_close(q->ec);
+		}
 		memset(q, 0, sizeof(*q));
 	}
 	v->nq = 0;
@@ -636,7 +648,7 @@ void tf_vif_release(struct tf_vif *v)
 
 void tf_notify(struct tf_vif *v, unsigned q, bool tx)
 {
-	(void)pv_evtchn_notify(v->d->ec, tx ? v->q[q].tx_port : v->q[q].rx_port);
+	(void)pv_evtchn_notify(v->q[q].ec, tx ? v->q[q].tx_port : v->q[q].rx_port);
 }
 
 grant_ref_t tf_tx_ref(struct tf_vif *v, unsigned q, unsigned slot) { return v->q[q].tx_refs[slot & TX_MASK]; }

@@ -51,6 +51,7 @@ struct tf_env_opts {
 	const char *bridge;        /* default xenbr0 */
 	const char *netback_args;  /* extra arguments, space separated */
 	unsigned host_tun_flags;   /* TUNSETOFFLOAD of the host port */
+	bool no_host_port;         /* no host port (benchmarks) */
 };
 
 /* 77 (skip) if the programs are missing, 0, or -errno. */
@@ -96,6 +97,8 @@ struct tf_queue {
 	uint8_t *rx_pages[PV_NET_RX_RING_SIZE];
 	grant_ref_t rx_refs[PV_NET_RX_RING_SIZE];
 	void *tx_sring, *rx_sring;
+	struct pv_evtchn *ec;   /* the domain's handle, or this queue's own */
+	bool own_ec;
 };
 
 struct tf_vif_opts {
@@ -109,6 +112,7 @@ struct tf_vif_opts {
 	grant_ref_t bad_tx_ring_ref;  /* nonzero: publish this tx ring ref instead */
 	unsigned rx_post;        /* rx buffers to post per queue before Connected (0: 256) */
 	bool no_rx_post;         /* post none */
+	bool ec_per_queue;       /* one event channel handle per queue (threads) */
 };
 
 struct tf_vif {
