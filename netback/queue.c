@@ -29,6 +29,7 @@ void nb_queue_set_rate(struct nb_queue *q, uint64_t credit_bytes, uint64_t credi
 {
 	atomic_store(&q->credit_bytes, credit_bytes);
 	atomic_store(&q->credit_usec, credit_usec);
+	atomic_fetch_add(&q->rate_gen, 1);
 }
 
 void nb_q_fatal(struct nb_queue *q, const char *fmt, ...)

@@ -75,6 +75,8 @@ struct nb_queue {
 
 	/* tx credit scheduling (`rate`, Linux tx_credit_exceeded) */
 	_Atomic uint64_t credit_bytes, credit_usec;
+	_Atomic unsigned rate_gen;  /* bumped by nb_queue_set_rate */
+	unsigned rate_seen;
 	uint64_t remaining_credit, credit_window_start;
 	bool rate_limited;
 

@@ -78,6 +78,14 @@ static bool tx_credit_exceeded(struct nb_queue *q, unsigned size)
 	uint64_t usec = atomic_load_explicit(&q->credit_usec, memory_order_relaxed);
 	uint64_t now, next_credit;
 
+	if (atomic_load_explicit(&q->rate_gen, memory_order_acquire) != q->rate_seen) {
+		/* A new `rate` (xen_net_rate_changed): no more credit than it allows. */
+		uint64_t bytes = atomic_load_explicit(&q->credit_bytes, memory_order_relaxed);
+
+		q->rate_seen = atomic_load_explicit(&q->rate_gen, memory_order_relaxed);
+		if (q->remaining_credit > bytes)
+			q->remaining_credit = bytes;
+	}
 	if (usec == 0)
 		return false;  /* no `rate`: unlimited */
 	if (size <= q->remaining_credit)
@@ -97,6 +105,7 @@ static bool tx_credit_exceeded(struct nb_queue *q, unsigned size)
 						    on_credit_timer, q);
 		q->credit_window_start = next_credit;
 		q->rate_limited = true;
+		nb_stat_add(&q->st.credit_waits, 1);
 		return true;
 	}
 	return false;

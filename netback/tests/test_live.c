@@ -744,6 +744,32 @@ static void case_rx_stall(struct tf_env *e)
 	CHECK(host_to_guest(e, &v, 80, 4), "frames flow again");
 }
 
+static void case_rate(struct tf_env *e)
+{
+	struct tf_vif v;
+	char path[200];
+	unsigned got = 0;
+
+	if (!setup_vif(e, &v, NULL)) {
+		CHECK(0, "connect");
+		return;
+	}
+	/* 150000 bytes per 200 ms: 200 frames of 1400 bytes need a second window. */
+	snprintf(path, sizeof(path), "%s/rate", v.be);
+	xs_write(e->xs, XBT_NULL, path, "150000,200000", 13);
+	pv_sleep_ns(100000000);
+	for (unsigned i = 0; i < 200; i++) {
+		uint8_t f[1500];
+		size_t len = tf_mk_udp4(f, host_mac, v.mac, 1400 - 42, (uint8_t)i);
+		int16_t st;
+
+		if (tf_tx(&v, 0, f, len, 0, NULL, 0, &st) == 0 && st == NETIF_RSP_OKAY)
+			got++;
+	}
+	CHECK(got == 200, "all 200 frames sent (%u)", got);
+	CHECK(stat_value(e, &v, "vif", "credit_waits") >= 1, "the queue waited for credit (rate applied live)");
+}
+
 /* ---- misbehaviour ---------------------------------------------------------- */
 
 struct pair {
@@ -994,6 +1020,7 @@ static const struct tcase cases[] = {
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
 	{ "multicast", case_multicast, NULL, 0 },
 	{ "no-rx-notify", case_no_rx_notify, NULL, 0 },
+	{ "rate", case_rate, NULL, 0 },
 	{ "rx-stall", case_rx_stall, "--rx-stall-timeout 300 --rx-drain-timeout 200", 0 },
 	{ "bad-indices", case_bad_indices, NULL, 0 },
 	{ "bad-rx-indices", case_bad_rx_indices, NULL, 0 },
