@@ -646,6 +646,26 @@ static void case_bad_ring_ref(struct tf_env *e)
 	CHECK(tf_wait_be_state(&v, XenbusStateClosing, 3000), "backend Closing");
 }
 
+static void case_no_bridge(struct tf_env *e)
+{
+	struct tf_dom *d = tf_dom_new(e);
+	struct tf_vif v;
+	char path[200], *s;
+
+	if (!d || tf_vif_add_bridge(e, d, 0, &v, "nosuchbr0") < 0 || tf_vif_connect(&v, &linux_fe, true) < 0) {
+		CHECK(0, "set-up");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/hotplug-status", v.be);
+	CHECK(tf_xs_wait(e, path, "error", 3000), "hotplug-status = error");
+	snprintf(path, sizeof(path), "%s/hotplug-error", v.be);
+	s = tf_xs_read(e, path);
+	CHECK(s && strcmp(s, "bridge nosuchbr0 not found") == 0, "hotplug-error: %s", s ? s : "(none)");
+	free(s);
+	CHECK(tf_log_wait(e, "connected vif", 3000), "the rings were connected");
+	CHECK(tf_be_state(&v) == XenbusStateInitWait, "but Connected is not written without hotplug-status");
+}
+
 static void case_multicast(struct tf_env *e)
 {
 	struct tf_vif v;
@@ -1018,6 +1038,7 @@ static const struct tcase cases[] = {
 	{ "backend-removed", case_backend_removed, NULL, 0 },
 	{ "queue-count", case_queue_count, "--max-queues 8", 0 },
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
+	{ "no-bridge", case_no_bridge, NULL, 0 },
 	{ "multicast", case_multicast, NULL, 0 },
 	{ "no-rx-notify", case_no_rx_notify, NULL, 0 },
 	{ "rate", case_rate, NULL, 0 },

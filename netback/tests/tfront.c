@@ -383,6 +383,12 @@ static int xs_printf(struct xs_handle *xs, xs_transaction_t t, const char *dir, 
 
 int tf_vif_add(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v)
 {
+	return tf_vif_add_bridge(e, d, devid, v, e->bridge);
+}
+
+int tf_vif_add_bridge(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v,
+		      const char *bridge)
+{
 	char mac[20];
 
 	memset(v, 0, sizeof(*v));
@@ -412,7 +418,7 @@ int tf_vif_add(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif
 		r |= xs_printf(e->xs, t, v->be, "state", "1");
 		r |= xs_printf(e->xs, t, v->be, "script", "/etc/xen/scripts/vif-bridge");
 		r |= xs_printf(e->xs, t, v->be, "mac", "%s", mac);
-		r |= xs_printf(e->xs, t, v->be, "bridge", "%s", e->bridge);
+		r |= xs_printf(e->xs, t, v->be, "bridge", "%s", bridge);
 		r |= xs_printf(e->xs, t, v->be, "handle", "%u", devid);
 		r |= xs_printf(e->xs, t, v->be, "type", "vif");
 		r |= xs_printf(e->xs, t, v->be, "hotplug-status", "%s", "");

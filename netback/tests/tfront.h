@@ -126,8 +126,11 @@ struct tf_vif {
 	bool connected;
 };
 
-/* The toolstack's part (libxl_device_nic add): both directories, state 1. */
+/* The toolstack's part (libxl_device_nic add): both directories, state 1;
+ * the backend's `bridge` is the environment's unless given. */
 int tf_vif_add(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v);
+int tf_vif_add_bridge(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v,
+		      const char *bridge);
 /* Backend state (-1 if unreadable) and waiting for one. */
 int tf_be_state(struct tf_vif *v);
 bool tf_wait_be_state(struct tf_vif *v, int state, int timeout_ms);
