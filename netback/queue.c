@@ -12,6 +12,7 @@
 #include "netback/queue_priv.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,15 @@ static void on_gnttab(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 	}
 }
 
+bool nb_q_revoked(struct nb_queue *q)
+{
+	struct pollfd p = { .fd = pv_gnttab_fd(q->gt), .events = POLLIN };
+
+	if (!q->dead && poll(&p, 1, 0) > 0)
+		on_gnttab(q->loop, p.fd, POLLIN, q);
+	return q->dead;
+}
+
 static void on_tap(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nb_queue *q = arg;
@@ -226,6 +236,8 @@ static int map_rings(struct nb_queue *q)
 	}
 	if (!q->tx_ring_mapped || !q->rx_ring_mapped)
 		return -ENOENT;  /* as xenbus_map_ring_valloc */
+	if (nb_q_revoked(q))
+		return -ENOENT;  /* the domain went away meanwhile */
 
 	/* xenvif_map_frontend_data_rings: attach at the frontend's response
 	 * index, refuse impossible producer indices. */
@@ -331,6 +343,15 @@ static void report_init(struct nb_queue *q, int err)
 	pthread_mutex_unlock(&q->init_lock);
 }
 
+/* May the data path touch the rings? Not once the vif is disabled or the
+ * domain is gone (checked again between the tx and rx rounds). */
+static bool active(struct nb_queue *q)
+{
+	if (!q->idle && (q->dead || nb_vif_disabled(q->cfg.vif)))
+		go_idle(q);
+	return !q->idle;
+}
+
 static void run(struct nb_queue *q)
 {
 	/* Requests and frames may already be waiting. */
@@ -342,13 +363,9 @@ static void run(struct nb_queue *q)
 			break;
 		if (atomic_load_explicit(&q->stop_flag, memory_order_acquire))
 			break;
-		if (!q->idle && (q->dead || nb_vif_disabled(q->cfg.vif)))
-			go_idle(q);
-		if (q->idle)
-			continue;
-		if (q->tx_kick)
+		if (q->tx_kick && active(q))
 			q->tx_kick = nb_tx_round(q);
-		if (q->rx_kick && !q->idle)
+		if (q->rx_kick && active(q))
 			q->rx_kick = nb_rx_round(q);
 	}
 }

@@ -113,6 +113,11 @@ void nb_q_tap_watch(struct nb_queue *q, bool on);
 void nb_q_notify(struct nb_queue *q, evtchn_port_t port);
 /* The domain's grants failed with GNTST_bad_domain: it is gone. */
 void nb_q_domain_gone(struct nb_queue *q);
+/* Call after every grant-table call, before touching a ring or a mapped
+ * page: the library applies a revocation (our views of a dead or moved
+ * domain become PROT_NONE) before any of its calls returns, and leaves the
+ * notice queued; this takes it and returns true if the domain is gone. */
+bool nb_q_revoked(struct nb_queue *q);
 
 static inline void nb_stat_add(_Atomic uint64_t *c, uint64_t n)
 {

@@ -65,6 +65,8 @@ static bool rx_map_more(struct nb_queue *q, RING_IDX prod)
 		nb_q_fatal(q, "grant map batch failed: %s", strerror(-r));
 		return false;
 	}
+	if (nb_q_revoked(q))
+		return false;
 	for (unsigned k = 0; k < n; k++) {
 		struct nb_rx_slotmap *s = win(q, q->rx_mapped + k);
 
@@ -81,8 +83,8 @@ static bool rx_map_more(struct nb_queue *q, RING_IDX prod)
 	return true;
 }
 
-/* Unmap the okay mappings of [from, to). */
-static void rx_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
+/* Unmap the okay mappings of [from, to); false if the domain is gone. */
+static bool rx_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
 {
 	unsigned n = 0;
 
@@ -99,13 +101,16 @@ static void rx_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
 
 		if (r < 0)
 			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
+		if (nb_q_revoked(q))
+			return false;
 	}
+	return true;
 }
 
 void nb_rx_release(struct nb_queue *q)
 {
 	if (q->rx_ring_mapped)
-		rx_unmap(q, q->rx.req_cons, q->rx_mapped);
+		(void)rx_unmap(q, q->rx.req_cons, q->rx_mapped);
 	q->rx_mapped = q->rx.req_cons;
 }
 
@@ -367,7 +372,8 @@ bool nb_rx_round(struct nb_queue *q)
 		more = frames == NB_RX_BATCH;
 	}
 	if (q->rx.req_cons != start) {
-		rx_unmap(q, start, q->rx.req_cons);
+		if (!rx_unmap(q, start, q->rx.req_cons))
+			return false;
 		q->rx.rsp_prod_pvt = q->rx.req_cons;
 		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&q->rx, notify);
 		if (notify)

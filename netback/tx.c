@@ -242,6 +242,8 @@ bool nb_tx_round(struct nb_queue *q)
 			nb_q_fatal(q, "grant map batch failed: %s", strerror(-r));
 			return false;
 		}
+		if (nb_q_revoked(q))
+			return false;
 	}
 
 	pos = 0;
@@ -307,6 +309,8 @@ bool nb_tx_round(struct nb_queue *q)
 
 		if (r < 0)
 			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
+		if (nb_q_revoked(q))
+			return false;
 	}
 	if (gone) {
 		nb_q_domain_gone(q);

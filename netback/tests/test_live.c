@@ -566,6 +566,48 @@ static void case_domain_destroyed(struct tf_env *e)
 	CHECK(traffic_ok(e, &b), "the other vif still passes traffic");
 }
 
+/* The frontend domain is destroyed while frames flow both ways: netback
+ * must stop touching its memory (revoked views fault) and carry on. */
+static void case_destroy_under_load(struct tf_env *e)
+{
+	struct tf_vif a, b;
+	uint8_t f[2048];
+	size_t len;
+	char *s;
+
+	if (!setup_vif(e, &a, NULL) || !setup_vif(e, &b, NULL)) {
+		CHECK(0, "connect");
+		return;
+	}
+	guest_to_host(e, &a, 0, 60, 1);
+	len = tf_mk_udp4(f, a.mac, host_mac, 1000, 7);
+	for (unsigned i = 0; i < 3000; i++) {
+		struct tf_queue *q = &a.q[0];
+		netif_tx_response_t rsp[64];
+		uint8_t g[4096];
+		struct tf_rxinfo info;
+
+		if (RING_FREE_REQUESTS(&q->tx) >= 1) {
+			RING_IDX idx = q->tx.req_prod_pvt;
+			struct netif_tx_request r = { .gref = tf_tx_ref(&a, 0, idx), .size = 1000,
+						      .id = (uint16_t)(idx & (PV_NET_TX_RING_SIZE - 1)) };
+
+			memcpy(tf_tx_page(&a, 0, idx), f, 1000);
+			tf_tx_raw(&a, 0, &r, 1);
+		}
+		tf_host_send(e, NULL, f, len);
+		tf_tx_responses(&a, 0, rsp, 64, 0, 0);
+		(void)tf_rx_recv(&a, 0, g, sizeof(g), &info, 0);
+		if (i == 1000)
+			CHECK(pv_hv_domain_destroy(e->hv, a.d->domid) == 0, "domain destroyed under load");
+	}
+	CHECK(tf_wait_be_state(&a, XenbusStateClosed, 5000), "backend Closed");
+	s = tf_ctl(e, "stats");
+	CHECK(s != NULL, "the daemon is alive");
+	free(s);
+	CHECK(traffic_ok(e, &b), "the other vif still passes traffic");
+}
+
 static void case_backend_removed(struct tf_env *e)
 {
 	struct tf_vif v;
@@ -1035,6 +1077,7 @@ static const struct tcase cases[] = {
 	{ "checksum", case_csum, NULL, 0 },
 	{ "reconnect", case_reconnect, NULL, 0 },
 	{ "domain-destroyed", case_domain_destroyed, NULL, 0 },
+	{ "destroy-under-load", case_destroy_under_load, NULL, 0 },
 	{ "backend-removed", case_backend_removed, NULL, 0 },
 	{ "queue-count", case_queue_count, "--max-queues 8", 0 },
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
