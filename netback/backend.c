@@ -622,6 +622,10 @@ static void probe(struct nb_daemon *d, uint32_t domid, uint32_t devid)
 
 	if (read_frontend(dev) < 0 || write_features(dev) < 0)
 		return;
+	/* Linux 5.13 goes InitWait in probe, then reads what it needs to
+	 * create the vif (backend_create_xenvif: `handle`). */
+	dev->probed = true;
+	backend_switch_state(dev, XenbusStateInitWait);
 	handle = xs_get(d, dev->be, "handle");
 	if (!handle || nb_parse_strict(handle, NB_DEVID_MAX, &h) < 0 || h != devid) {
 		dev_fatal(dev, handle ? -EINVAL : -ENOENT, "reading handle");
@@ -630,9 +634,6 @@ static void probe(struct nb_daemon *d, uint32_t domid, uint32_t devid)
 	}
 	free(handle);
 	read_plug_config(dev);
-	dev->probed = true;
-	/* Linux 5.13 goes InitWait in probe; the frontend may now connect. */
-	backend_switch_state(dev, XenbusStateInitWait);
 
 	/* backend_create_xenvif + the hotplug script. */
 	dev->vif = nb_vif_create(dev->fe_domid, devid, d->o.max_queues, err, sizeof(err));

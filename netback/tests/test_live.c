@@ -708,6 +708,56 @@ static void case_no_bridge(struct tf_env *e)
 	CHECK(tf_be_state(&v) == XenbusStateInitWait, "but Connected is not written without hotplug-status");
 }
 
+/* Backend directories a toolstack got wrong: refused with Linux's errors. */
+static void case_bad_toolstack(struct tf_env *e)
+{
+	static const struct { const char *keys; const char *err; } cases[] = {
+		{ "online=1", "2 reading other end details from backend/vif/" },
+		{ "online=1 frontend-id=99 frontend=/local/domain/99/device/vif/0", "frontend-id 99 does not match" },
+		{ "online=1 frontend-id=@D frontend=/nowhere/at/all", "missing or inaccessible" },
+		{ "online=1 frontend-id=@D frontend=@F", "2 reading handle" },
+	};
+	struct tf_vif b;
+
+	if (!setup_vif(e, &b, NULL)) {
+		CHECK(0, "connect");
+		return;
+	}
+	for (size_t i = 0; i < PV_ARRAY_SIZE(cases); i++) {
+		unsigned domid = 200 + (unsigned)i;
+		char be[100], fe[100], path[200], keys[200], *s, *tok, *save;
+
+		snprintf(be, sizeof(be), "/local/domain/0/backend/vif/%u/0", domid);
+		snprintf(fe, sizeof(fe), "/local/domain/%u/device/vif/0", domid);
+		snprintf(path, sizeof(path), "%s/state", fe);
+		xs_write(e->xs, XBT_NULL, path, "1", 1);
+		pv_strlcpy(keys, cases[i].keys, sizeof(keys));
+		for (tok = strtok_r(keys, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(tok, '='), val[100];
+
+			*eq = '\0';
+			if (strcmp(eq + 1, "@D") == 0)
+				snprintf(val, sizeof(val), "%u", domid);
+			else if (strcmp(eq + 1, "@F") == 0)
+				pv_strlcpy(val, fe, sizeof(val));
+			else
+				pv_strlcpy(val, eq + 1, sizeof(val));
+			snprintf(path, sizeof(path), "%s/%s", be, tok);
+			xs_write(e->xs, XBT_NULL, path, val, (unsigned)strlen(val));
+		}
+		snprintf(path, sizeof(path), "%s/state", be);
+		xs_write(e->xs, XBT_NULL, path, "1", 1);
+		snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", domid);
+		s = NULL;
+		for (int t = 0; t < 300 && !(s = tf_xs_read(e, path)); t++)
+			pv_sleep_ns(10000000);
+		CHECK(s && strstr(s, cases[i].err), "error node: \"%s\" (want \"%s\")", s ? s : "(none)",
+		      cases[i].err);
+		free(s);
+	}
+	CHECK(traffic_ok(e, &b), "a well-behaved vif keeps passing traffic");
+}
+
 static void case_multicast(struct tf_env *e)
 {
 	struct tf_vif v;
@@ -1082,6 +1132,7 @@ static const struct tcase cases[] = {
 	{ "queue-count", case_queue_count, "--max-queues 8", 0 },
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
 	{ "no-bridge", case_no_bridge, NULL, 0 },
+	{ "bad-toolstack", case_bad_toolstack, NULL, 0 },
 	{ "multicast", case_multicast, NULL, 0 },
 	{ "no-rx-notify", case_no_rx_notify, NULL, 0 },
 	{ "rate", case_rate, NULL, 0 },
