@@ -7,11 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/un.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "hypervisor/evtchn.h"
 #include "hypervisor/gnttab.h"
 #include "hypervisor/hv.h"
+#include "hypervisor/proto.h"
 #include "hypervisor/tests/hvtest.h"
 
 static bool wait_until(bool (*cond)(void *), void *arg);
@@ -1071,6 +1074,195 @@ static void test_handle_close(void **state)
 	pv_hv_close(hv);
 }
 
+
+/* ---- bad input ----------------------------------------------------------------------- */
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	strcpy(sa.sun_path, path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Send raw bytes (and an fd), return the reply's ret (or -1000 if none). */
+static int raw_call(int fd, const void *buf, size_t len, int pass_fd)
+{
+	struct hvp_hdr rep;
+	int fds[4];
+	unsigned n = 4;
+	uint8_t big[HVP_MAX_MSG + 64];
+	ssize_t r;
+
+	assert_true(pv_send_fds(fd, buf, len, &pass_fd, pass_fd >= 0 ? 1 : 0) == (ssize_t)len);
+	if (!readable(fd, 5000))
+		return -1000;
+	r = pv_recv_fds(fd, big, sizeof(big), fds, &n);
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+	if (r < (ssize_t)sizeof(rep))
+		return -1000;
+	memcpy(&rep, big, sizeof(rep));
+	assert_int_equal(rep.magic, HVP_MAGIC);
+	return rep.ret;
+}
+
+static struct hvp_hdr hdr(uint16_t op, uint32_t count, uint32_t a0, uint32_t a1)
+{
+	return (struct hvp_hdr){ .magic = HVP_MAGIC, .version = HVP_VERSION, .op = op,
+				 .seq = 7, .count = count, .arg = { a0, a1 } };
+}
+
+static int suspender(void *arg)
+{
+	struct pv_hv *hv = pv_hv_open(arg);
+	struct pv_resume_info ri;
+
+	CHECK(hv);
+	pv_hv_suspend(hv, &ri); /* killed while blocked here */
+	return 1;
+}
+
+static void test_garbage(void **state)
+{
+	struct pv_hv *hv = pv_hv_open(H1.sock);
+	struct pv_domain_config in = { .incoming = true };
+	struct pv_domain_info di;
+	uint8_t msg[HVP_MAX_MSG + 1024];
+	struct hvp_hdr h;
+	char sock[256];
+	uint32_t d, inc;
+	int fd, ufd, mfd, p[2];
+	pid_t g;
+
+	assert_non_null(hv);
+	d = new_domain(hv, "g", sock, sizeof(sock));
+	assert_int_equal(pv_hv_domain_create(hv, &in, &inc), 0);
+	fd = raw_connect(H1.sock);
+	ufd = raw_connect(sock);
+
+	memset(msg, 0xab, sizeof(msg));
+	assert_int_equal(raw_call(fd, msg, 3, -1), -EBADMSG);
+	/* An empty SOCK_SEQPACKET message reads as end of file: the daemon
+	 * closes that connection (and only that one). */
+	{
+		int e = raw_connect(H1.sock);
+		assert_int_equal(raw_call(e, msg, 0, -1), -1000);
+		assert_int_equal(recv(e, msg, 1, 0), 0);
+		close(e);
+	}
+	h = hdr(HVP_HELLO, 0, 0, 0);
+	h.magic ^= 1;
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -EPROTO);
+	h = hdr(HVP_HELLO, 0, 0, 0);
+	h.version = 2;
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -EPROTO);
+	h = hdr(0, 0, 0, 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -ENOSYS);
+	h = hdr(99, 0, 0, 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -ENOSYS);
+	/* Batches must be exactly count elements, at most HVP_MAX_BATCH. */
+	h = hdr(HVP_MAP, 2, 0, 0);
+	memcpy(msg, &h, sizeof(h));
+	assert_int_equal(raw_call(fd, msg, sizeof(h) + sizeof(struct gnttab_map_grant_ref), -1),
+			 -EBADMSG);
+	h = hdr(HVP_UNMAP, 300, 0, 0);
+	memcpy(msg, &h, sizeof(h));
+	assert_int_equal(raw_call(fd, msg, sizeof(h) + 300 * sizeof(struct gnttab_unmap_grant_ref), -1),
+			 -EBADMSG);
+	h = hdr(HVP_COPY, 0xFFFFFFFFu, 0, 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -EBADMSG);
+	h = hdr(HVP_DOM_CREATE, 0, 0, 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -EBADMSG);   /* payload missing */
+	memcpy(msg, &h, sizeof(h));
+	assert_int_equal(raw_call(fd, msg, sizeof(msg), -1), -EMSGSIZE);
+	/* Privilege comes from the socket, not from anything in a message. */
+	h = hdr(HVP_DOM_DESTROY, 0, d, 0);
+	assert_int_equal(raw_call(ufd, &h, sizeof(h), -1), -EPERM);
+	/* Import: an fd is required, and it must be a sealable memfd that is big enough. */
+	h = hdr(HVP_DOM_IMPORT, 0, inc, 16);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), -1), -EBADMSG);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), p[0]), -EINVAL);
+	close(p[0]);
+	close(p[1]);
+	mfd = memfd_create("small", MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(mfd, 4096), 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), mfd), -EINVAL);
+	close(mfd);
+	mfd = memfd_create("unsealable", 0);
+	assert_int_equal(ftruncate(mfd, 16 * 4096), 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), mfd), -EINVAL);
+	close(mfd);
+	h = hdr(HVP_DOM_IMPORT, 0, inc, 0);
+	mfd = memfd_create("zero pages", MFD_ALLOW_SEALING);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), mfd), -EINVAL);
+	close(mfd);
+	/* Unexpected fds are closed; the call works. */
+	h = hdr(HVP_DOM_INFO, 0, d, 0);
+	assert_int_equal(raw_call(fd, &h, sizeof(h), 0), 0);
+	/* Ports that are not ours. */
+	h = hdr(HVP_EC_CLOSE, 0, 0, 0);
+	assert_int_equal(raw_call(ufd, &h, sizeof(h), -1), -EINVAL);
+	h = hdr(HVP_EC_CLOSE, 0, 999999, 0);
+	assert_int_equal(raw_call(ufd, &h, sizeof(h), -1), -EINVAL);
+
+	/* Random messages, some with a valid header: every one is answered. */
+	srand(1234);
+	for (int i = 0; i < 3000; i++) {
+		size_t len = 1 + (size_t)(rand() % 400);  /* 0 would read as EOF */
+		for (size_t k = 0; k < len; k++)
+			msg[k] = (uint8_t)rand();
+		if (len >= sizeof(h) && (i & 1)) {
+			h = hdr((uint16_t)(rand() % (HVP_OP_COUNT + 2)), (uint32_t)(rand() % 4),
+				(uint32_t)(rand() % 4), (uint32_t)rand());
+			if (h.op == HVP_DOM_DESTROY || h.op == HVP_SUSPEND || h.op == HVP_DOM_WAIT ||
+			    h.op == HVP_DOM_MOVED)
+				h.op = HVP_DOM_INFO; /* keep the fixture alive and the socket synchronous */
+			memcpy(msg, &h, sizeof(h));
+		}
+		assert_int_not_equal(raw_call((i % 3) ? ufd : fd, msg, len, -1), -1000);
+	}
+
+	/* A client that sends without reading stalls only itself. */
+	{
+		int flood = raw_connect(H1.sock), sent = 0;
+		h = hdr(HVP_DOM_LIST, 0, 0, 0);
+		assert_int_equal(pv_set_nonblock(flood, true), 0);
+		while (sent < 100000 && send(flood, &h, sizeof(h), MSG_DONTWAIT) == sizeof(h))
+			sent++;
+		assert_true(sent > 10);
+		assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
+		close(flood);
+		assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
+	}
+	/* A client that asks and vanishes before the answer. */
+	h = hdr(HVP_DOM_LIST, 0, 0, 0);
+	{
+		int gone = raw_connect(H1.sock);
+		assert_int_equal(send(gone, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+		close(gone);
+	}
+	/* A guest killed while blocked in its suspend call: the domain stays
+	 * suspended and can still be resumed. */
+	g = hvt_fork(suspender, sock);
+	assert_int_equal(pv_hv_domain_wait(hv, d, 1u << PV_DOM_SUSPENDED, 10000), 0);
+	kill(g, SIGKILL);
+	assert_int_equal(hvt_wait(g), 128 + SIGKILL);
+	assert_int_equal(pv_hv_domain_resume(hv, d), 0);
+	assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
+	assert_int_equal(di.state, PV_DOM_RUNNING);
+
+	close(fd);
+	close(ufd);
+	/* And the daemon serves as before. */
+	assert_int_equal(pv_hv_domain_list(hv, &di, 1), 3);
+	pv_hv_close(hv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1084,6 +1276,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_shutdown, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_limits, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_handle_close, setup1, teardown1),
+		cmocka_unit_test_setup_teardown(test_garbage, setup1, teardown1),
 	};
 	alarm(300);
 	return cmocka_run_group_tests(tests, NULL, NULL);
