@@ -81,7 +81,7 @@ static int op_notices(struct ctx *x)
 									  : HVP_MAX_NOTICES;
 	unsigned n = 0;
 
-	if (x->req->arg[0] & 1) {
+	if ((x->req->arg[0] & 1) && c->nq_len) {
 		n = PV_MIN(max, c->nq_len);
 		memcpy(o, c->nq, n * sizeof(*o));
 		memmove(c->nq, c->nq + n, (c->nq_len - n) * sizeof(*o));
@@ -90,7 +90,7 @@ static int op_notices(struct ctx *x)
 			uint64_t v;
 			(void)!read(c->notice_fd, &v, sizeof(v));
 		}
-	} else {
+	} else if (!(x->req->arg[0] & 1)) {
 		for (unsigned i = 0; i < c->nq_len && n < max; i++)
 			if ((int32_t)(c->nq[i].seq - x->req->arg[1]) > 0)
 				o[n++] = c->nq[i];

@@ -35,7 +35,7 @@ struct hvt_daemon {
 	char sock[96];
 };
 
-static inline void hvt_fail(const char *what)
+static inline __attribute__((noreturn)) void hvt_fail(const char *what)
 {
 	fprintf(stderr, "hvtest: %s: %s\n", what, strerror(errno));
 	exit(1);
