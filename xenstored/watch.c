@@ -1,0 +1,128 @@
+#include "xenstored/watch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void xsd_watches_init(struct xsd_watches *t)
+{
+	xsd_map_init(&t->map);
+	t->n = 0;
+}
+
+void xsd_watches_fini(struct xsd_watches *t)
+{
+	xsd_map_fini(&t->map);
+}
+
+static struct xsd_watch *find(struct xsd_watches *t, void *owner, const char *path,
+			      size_t plen, const char *token)
+{
+	for (struct xsd_watch *w = xsd_map_get(&t->map, path, plen); w; w = w->next)
+		if (w->owner == owner && !strcmp(w->token, token))
+			return w;
+	return NULL;
+}
+
+int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner,
+		  const char *path, const char *token, size_t strip)
+{
+	size_t plen = strlen(path);
+	struct xsd_watch *w, *head;
+
+	if (find(t, owner, path, plen, token))
+		return EEXIST;
+	w = calloc(1, sizeof(*w) + plen + 1);
+	if (!w)
+		return ENOMEM;
+	memcpy(w->path, path, plen + 1);
+	w->plen = plen;
+	w->owner = owner;
+	w->strip = strip;
+	w->token = strdup(token);
+	head = xsd_map_get(&t->map, path, plen);
+	if (!w->token || (!head && xsd_map_put(&t->map, w->path, plen, w))) {
+		free(w->token);
+		free(w);
+		return ENOMEM;
+	}
+	if (head) {
+		/* Append, so watches on one path fire in registration order. */
+		struct xsd_watch *last = head;
+		while (last->next)
+			last = last->next;
+		last->next = w;
+		w->prev = last;
+	}
+	w->cnext = *list;
+	if (*list)
+		(*list)->cprev = w;
+	*list = w;
+	t->n++;
+	return 0;
+}
+
+static void unlink_watch(struct xsd_watches *t, struct xsd_watch **list, struct xsd_watch *w)
+{
+	if (w->prev) {
+		w->prev->next = w->next;
+	} else {
+		xsd_map_del(&t->map, w->path, w->plen);
+		if (w->next)
+			xsd_map_put(&t->map, w->next->path, w->plen, w->next); /* slot just freed */
+	}
+	if (w->next)
+		w->next->prev = w->prev;
+	if (w->cprev)
+		w->cprev->cnext = w->cnext;
+	else
+		*list = w->cnext;
+	if (w->cnext)
+		w->cnext->cprev = w->cprev;
+	t->n--;
+	free(w->token);
+	free(w);
+}
+
+int xsd_watch_del(struct xsd_watches *t, struct xsd_watch **list, void *owner,
+		  const char *path, const char *token)
+{
+	struct xsd_watch *w = find(t, owner, path, strlen(path), token);
+
+	if (!w)
+		return ENOENT;
+	unlink_watch(t, list, w);
+	return 0;
+}
+
+void xsd_watch_del_all(struct xsd_watches *t, struct xsd_watch **list)
+{
+	while (*list)
+		unlink_watch(t, list, *list);
+}
+
+static void fire_on(struct xsd_watches *t, const char *path, size_t len,
+		    const struct xsd_event *e, xsd_watch_fn fn, void *arg)
+{
+	for (struct xsd_watch *w = xsd_map_get(&t->map, path, len); w; w = w->next)
+		fn(w, e, arg);
+}
+
+void xsd_watch_fire(struct xsd_watches *t, const struct xsd_event *e, xsd_watch_fn fn, void *arg)
+{
+	const char *p = e->path;
+	size_t len = strlen(p);
+
+	if (!t->n)
+		return;
+	if (e->exact || p[0] == '@') {
+		fire_on(t, p, len, e, fn, arg);
+		return;
+	}
+	/* "/" and then every ancestor prefix, ending with the path itself. */
+	fire_on(t, "/", 1, e, fn, arg);
+	for (size_t i = 1; i <= len; i++)
+		if (i == len || p[i] == '/')
+			if (i > 1)
+				fire_on(t, p, i, e, fn, arg);
+}
