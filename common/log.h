@@ -28,7 +28,8 @@ int pv_log_parse_level(const char *s);
 
 void pv_log(enum pv_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void pv_vlog(enum pv_log_level level, const char *fmt, va_list ap);
+void pv_vlog(enum pv_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 #define pv_err(...)   pv_log(PV_LOG_ERR, __VA_ARGS__)
 #define pv_warn(...)  pv_log(PV_LOG_WARN, __VA_ARGS__)
