@@ -664,6 +664,8 @@ static int read_node(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_
 	struct walk w;
 	int r;
 
+	if (tx)
+		txn_first_read(st, tx);
 	view_init(&v, st, tx, c, NULL);
 	walk(*v.rootp, path, &w);
 	r = record(&v, path, strlen(path), flags);

@@ -106,6 +106,9 @@ int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, u
 void acct_apply(struct xsd_store *st, struct xsd_acct *a);
 void acct_fini(struct xsd_acct *a);
 
+/* txn.c: a read is about to happen in `tx`; if it is the transaction's first
+ * access, move its snapshot to now (see txn.c). */
+void txn_first_read(struct xsd_store *st, struct xsd_txn *tx);
 /* txn.c: note an access; 0, ENOSPC (too many nodes) or ENOMEM. */
 int txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags);
 /* txn.c: log a successful modification for replay at commit. */

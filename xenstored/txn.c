@@ -15,6 +15,14 @@
  * copy-on-write copy of the live root; only if all succeed does that copy
  * become the live root (atomic), and the replay's events are returned.
  * Unrelated paths never conflict; a path nobody else touched never conflicts.
+ *
+ * First access: a transaction that has not touched anything yet has
+ * observed nothing, so when its first access is a read we may move its
+ * snapshot to that moment (as C xenstored >= 4.9 snapshots each node at its
+ * first access). This keeps read-modify-write loops from failing on commits
+ * that landed between their START and their first READ. A transaction whose
+ * first access is a write keeps the START snapshot: a node created or
+ * changed by others since START then makes it fail (pyxs relies on this).
  */
 #include "xenstored/store_impl.h"
 
@@ -61,6 +69,17 @@ void xsd_txn_free(struct xsd_txn *tx)
 	node_unref(tx->base);
 	node_unref(tx->root);
 	free(tx);
+}
+
+void txn_first_read(struct xsd_store *st, struct xsd_txn *tx)
+{
+	if (tx->recs.n || tx->ops || tx->start_gen == st->gen)
+		return;
+	node_unref(tx->base);
+	node_unref(tx->root);
+	tx->base = tx->root = st->root;
+	st->root->refs += 2;
+	tx->start_gen = st->gen;
 }
 
 unsigned xsd_txn_nrecords(const struct xsd_txn *tx) { return tx->recs.n; }

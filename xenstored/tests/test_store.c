@@ -409,14 +409,24 @@ static void test_txn_conflicts(void **state)
 	struct xsd_store *st = *state;
 	struct xsd_txn *tx, *t2;
 
-	/* test-xenstore "ta err": snapshot reads, then EAGAIN. */
+	/* test-xenstore "ta err": a read keeps its value, then EAGAIN. */
 	assert_int_equal(wr(st, NULL, &dom0, "/c/a", "a"), 0);
 	tx = xsd_txn_start(st, &dom0);
+	assert_string_equal(rd(st, tx, &dom0, "/c/a", NULL), "a");
 	assert_int_equal(wr(st, NULL, &dom0, "/c/a", "b"), 0);
 	assert_string_equal(rd(st, tx, &dom0, "/c/a", NULL), "a");
 	assert_int_equal(wr(st, tx, &dom0, "/c/a", "c"), 0);
 	assert_int_equal(xsd_txn_commit(st, tx, NULL), EAGAIN);
 	assert_string_equal(rd(st, NULL, &dom0, "/c/a", NULL), "b");
+
+	/* First access a read: the snapshot moves to it (nothing was observed
+	 * before), so a commit that landed in between does not conflict. */
+	tx = xsd_txn_start(st, &dom0);
+	assert_int_equal(wr(st, NULL, &dom0, "/c/a", "b2"), 0);
+	assert_string_equal(rd(st, tx, &dom0, "/c/a", NULL), "b2");
+	assert_int_equal(wr(st, tx, &dom0, "/c/a", "c"), 0);
+	assert_int_equal(xsd_txn_commit(st, tx, NULL), 0);
+	assert_string_equal(rd(st, NULL, &dom0, "/c/a", NULL), "c");
 
 	/* pyxs test_transaction_commit_retry: created outside after start. */
 	tx = xsd_txn_start(st, &dom0);
@@ -513,9 +523,12 @@ static void test_snapshot_cow(void **state)
 	tx = xsd_txn_start(st, &dom0);
 	/* Starting shares everything. */
 	assert_int_equal(xsd_node_live_count(), before);
+	/* A first access that writes keeps the START snapshot (copies / and s). */
+	assert_int_equal(xsd_mkdir(st, tx, &dom0, "/s/x", NULL), 0);
+	assert_int_equal(xsd_node_live_count(), before + 3);
 	assert_int_equal(wr(st, NULL, &dom0, "/s/a/b", "2"), 0);
-	/* The live write copied only the path: / s a b. */
-	assert_int_equal(xsd_node_live_count(), before + 4);
+	/* The live write copied only the shared path: / s a b. */
+	assert_int_equal(xsd_node_live_count(), before + 7);
 	assert_string_equal(rd(st, tx, &dom0, "/s/a/b", NULL), "1");
 	xsd_txn_free(tx);
 	assert_int_equal(xsd_node_live_count(), before);
