@@ -17,7 +17,9 @@
 
 /* Node "size" for the node-size quota, as C xenstored counts it (x86_64). */
 #define NODE_HDR_SIZE 24u
-#define INDEX_MIN     16u   /* child lists longer than this get a hash index */
+/* Child lists longer than this get a hash index; shorter ones are scanned
+ * (a length compare per child, cheap next to the index's memory). */
+#define INDEX_MIN     128u
 #define PATH_BUF      8192u
 
 static long live_nodes;
@@ -28,7 +30,7 @@ long xsd_node_live_count(void) { return live_nodes; }
 
 static inline const struct xsd_perm *node_perms(const struct xsd_node *n)
 {
-	return n->perms ? n->perms : &n->perm1;
+	return n->nperms == 1 ? &n->p.one : n->p.many;
 }
 
 static inline unsigned node_owner(const struct xsd_node *n)
@@ -36,15 +38,21 @@ static inline unsigned node_owner(const struct xsd_node *n)
 	return node_perms(n)[0].domid;
 }
 
-static struct xsd_node *node_new(const char *name, size_t len)
+static inline const char *node_name(const struct xsd_node *n) { return n->data; }
+static inline char *node_value(struct xsd_node *n) { return n->data + n->namelen + 1; }
+
+/* One allocation: header, name, NUL, value. NULL on ENOMEM. */
+static struct xsd_node *node_new(const char *name, size_t len, const void *val, unsigned vlen)
 {
-	struct xsd_node *n = calloc(1, sizeof(*n) + len + 1);
+	struct xsd_node *n = calloc(1, sizeof(*n) + len + 1 + vlen);
 
 	if (!n)
 		return NULL;
-	memcpy(n->name, name, len);
+	memcpy(n->data, name, len);
 	n->namelen = (uint16_t)len;
-	n->hash = xsd_hash(name, len);
+	if (vlen)
+		memcpy(n->data + len + 1, val, vlen);
+	n->vlen = n->vcap = vlen;
 	n->refs = 1;
 	n->nperms = 1;
 	live_nodes++;
@@ -53,8 +61,8 @@ static struct xsd_node *node_new(const char *name, size_t len)
 
 static void node_free_one(struct xsd_node *n)
 {
-	free(n->value);
-	free(n->perms);
+	if (n->nperms > 1)
+		free(n->p.many);
 	free(n->child);
 	free(n->index);
 	free(n);
@@ -80,53 +88,71 @@ static int node_set_perms(struct xsd_node *n, const struct xsd_perm *p, unsigned
 		if (!copy)
 			return ENOMEM;
 		memcpy(copy, p, np * sizeof(*p));
-	} else {
-		n->perm1 = p[0];
 	}
-	free(n->perms);
-	n->perms = copy;
+	if (n->nperms > 1)
+		free(n->p.many);
+	if (copy)
+		n->p.many = copy;
+	else
+		n->p.one = p[0];
 	n->nperms = (uint16_t)np;
 	return 0;
 }
 
-static int node_set_value(struct xsd_node *n, const void *val, unsigned len)
+/*
+ * New value for the private node in *slot. A value that does not fit the
+ * room after the name moves the node (realloc): the slot is updated, and
+ * nothing else points to a private node.
+ */
+static int node_set_value(struct xsd_node **slot, const void *val, unsigned len)
 {
-	char *v = NULL;
+	struct xsd_node *n = *slot;
 
-	if (len) {
-		v = malloc(len);
-		if (!v)
+	assert(n->refs == 1);
+	if (len > n->vcap) {
+		n = realloc(n, sizeof(*n) + n->namelen + 1 + len);
+		if (!n)
 			return ENOMEM;
-		memcpy(v, val, len);
+		n->vcap = len;
+		*slot = n;
 	}
-	free(n->value);
-	n->value = v;
+	if (len)
+		memcpy(node_value(n), val, len);
 	n->vlen = len;
 	return 0;
 }
 
-/* A private copy of a shared node; the children become shared. */
-static struct xsd_node *node_copy(const struct xsd_node *n)
+/* Room of a child array holding n children: 4, then powers of two. */
+static uint32_t child_cap(uint32_t n)
 {
-	struct xsd_node *c = node_new(n->name, n->namelen);
+	uint32_t cap = 4;
+
+	while (cap < n)
+		cap *= 2;
+	return cap;
+}
+
+/* A private copy of a shared node; the children become shared. */
+static struct xsd_node *node_copy(struct xsd_node *n)
+{
+	struct xsd_node *c = node_new(node_name(n), n->namelen, node_value(n), n->vlen);
 
 	if (!c)
 		return NULL;
 	c->gen = n->gen;
 	c->cgen = n->cgen;
 	c->tgen = n->tgen;
-	if (node_set_perms(c, node_perms(n), n->nperms) || node_set_value(c, n->value, n->vlen))
+	if (node_set_perms(c, node_perms(n), n->nperms))
 		goto fail;
 	if (n->nchild) {
-		c->child = malloc(n->nchild * sizeof(*c->child));
+		c->child = malloc(child_cap(n->nchild) * sizeof(*c->child));
 		if (!c->child)
 			goto fail;
 		for (uint32_t i = 0; i < n->nchild; i++) {
 			c->child[i] = n->child[i];
 			c->child[i]->refs++;
 		}
-		c->nchild = c->capchild = n->nchild;
-		c->names_len = n->names_len;
+		c->nchild = n->nchild;
 	}
 	return c;
 fail:
@@ -151,20 +177,24 @@ static struct xsd_node *cow(struct xsd_node **slot)
 
 /* ---- children ----------------------------------------------------------- */
 
+static uint32_t child_hash(const struct xsd_node *c)
+{
+	return xsd_hash(node_name(c), c->namelen);
+}
+
 static void index_insert(struct xsd_node *n, uint32_t i)
 {
-	uint32_t mask = n->idxcap - 1, h = n->child[i]->hash & mask;
+	uint32_t mask = n->index->cap - 1, h = child_hash(n->child[i]) & mask;
 
-	while (n->index[h])
+	while (n->index->slot[h])
 		h = (h + 1) & mask;
-	n->index[h] = i + 1;
+	n->index->slot[h] = i + 1;
 }
 
 static void index_drop(struct xsd_node *n)
 {
 	free(n->index);
 	n->index = NULL;
-	n->idxcap = 0;
 }
 
 static void index_build(struct xsd_node *n)
@@ -173,55 +203,53 @@ static void index_build(struct xsd_node *n)
 
 	while (cap < n->nchild * 2)
 		cap *= 2;
-	n->index = calloc(cap, sizeof(*n->index));
+	n->index = calloc(1, sizeof(*n->index) + cap * sizeof(n->index->slot[0]));
 	if (!n->index)
 		return; /* lookups fall back to a linear scan */
-	n->idxcap = cap;
+	n->index->cap = cap;
 	for (uint32_t i = 0; i < n->nchild; i++)
 		index_insert(n, i);
+}
+
+static bool child_is(const struct xsd_node *c, const char *name, size_t len)
+{
+	return c->namelen == len && !memcmp(node_name(c), name, len);
 }
 
 /* Index of the child called name[0..len), or -1. */
 static long child_find(struct xsd_node *n, const char *name, size_t len)
 {
-	uint32_t h;
+	uint32_t mask;
 
 	if (n->nchild > INDEX_MIN && !n->index)
 		index_build(n);
 	if (!n->index) {
-		for (uint32_t i = 0; i < n->nchild; i++) {
-			struct xsd_node *c = n->child[i];
-			if (c->namelen == len && !memcmp(c->name, name, len))
+		for (uint32_t i = 0; i < n->nchild; i++)
+			if (child_is(n->child[i], name, len))
 				return i;
-		}
 		return -1;
 	}
-	h = xsd_hash(name, len);
-	for (uint32_t s = h & (n->idxcap - 1);; s = (s + 1) & (n->idxcap - 1)) {
-		uint32_t i = n->index[s];
-		struct xsd_node *c;
+	mask = n->index->cap - 1;
+	for (uint32_t s = xsd_hash(name, len) & mask;; s = (s + 1) & mask) {
+		uint32_t i = n->index->slot[s];
 		if (!i)
 			return -1;
-		c = n->child[i - 1];
-		if (c->hash == h && c->namelen == len && !memcmp(c->name, name, len))
+		if (child_is(n->child[i - 1], name, len))
 			return i - 1;
 	}
 }
 
 static int child_add(struct xsd_node *n, struct xsd_node *c)
 {
-	if (n->nchild == n->capchild) {
-		uint32_t cap = n->capchild ? n->capchild * 2 : 4;
-		struct xsd_node **nc = realloc(n->child, cap * sizeof(*nc));
+	if (!n->child || n->nchild == child_cap(n->nchild)) {
+		struct xsd_node **nc = realloc(n->child, child_cap(n->nchild + 1) * sizeof(*nc));
 		if (!nc)
 			return ENOMEM;
 		n->child = nc;
-		n->capchild = cap;
 	}
 	n->child[n->nchild++] = c;
-	n->names_len += c->namelen + 1u;
 	if (n->index) {
-		if (n->nchild * 2 > n->idxcap)
+		if (n->nchild * 2 > n->index->cap)
 			index_drop(n);  /* rebuilt bigger on the next lookup */
 		else
 			index_insert(n, n->nchild - 1);
@@ -236,9 +264,18 @@ static struct xsd_node *child_del(struct xsd_node *n, uint32_t i)
 
 	memmove(&n->child[i], &n->child[i + 1], (n->nchild - i - 1) * sizeof(*n->child));
 	n->nchild--;
-	n->names_len -= c->namelen + 1u;
 	index_drop(n);
 	return c;
+}
+
+/* Bytes of the child-name list (for the node-size quota). */
+static unsigned names_len(const struct xsd_node *n)
+{
+	unsigned len = 0;
+
+	for (uint32_t i = 0; i < n->nchild; i++)
+		len += n->child[i]->namelen + 1u;
+	return len;
 }
 
 unsigned xsd_node_nchildren(const struct xsd_node *n) { return n->nchild; }
@@ -247,7 +284,7 @@ uint64_t xsd_node_cgen(const struct xsd_node *n) { return n->cgen; }
 const char *xsd_node_child_name(const struct xsd_node *n, unsigned i, unsigned *len)
 {
 	*len = n->child[i]->namelen;
-	return n->child[i]->name;
+	return node_name(n->child[i]);
 }
 
 /* ---- walking ------------------------------------------------------------ */
@@ -318,10 +355,11 @@ struct xsd_node *tree_lookup(struct xsd_node *root, const char *path)
 
 /*
  * Modifying walk: make every node from the root down `ncomp` components of
- * `path` private, stamp tgen = g on each, return the last one. NULL: ENOMEM.
+ * `path` private, stamp tgen = g on each, return the slot that holds the
+ * last one (for node_set_value). NULL: ENOMEM.
  */
-static struct xsd_node *cow_path(struct view *v, const char *path, unsigned ncomp, uint64_t g,
-				 struct xsd_node **parentp)
+static struct xsd_node **cow_path(struct view *v, const char *path, unsigned ncomp, uint64_t g,
+				  struct xsd_node **parentp)
 {
 	struct xsd_node **slot = v->rootp, *n, *parent = NULL;
 	const char *p = path, *comp;
@@ -343,7 +381,7 @@ static struct xsd_node *cow_path(struct view *v, const char *path, unsigned ncom
 	}
 	if (parentp)
 		*parentp = parent;
-	return n;
+	return slot;
 }
 
 /* ---- permissions -------------------------------------------------------- */
@@ -577,10 +615,10 @@ struct xsd_store *xsd_store_new(const struct xsd_limits *lim)
 		return NULL;
 	st->lim = *lim;
 	st->owned = calloc(XSD_DOMID_MAX + 1, sizeof(*st->owned));
-	st->root = node_new("", 0);
+	st->root = node_new("", 0, NULL, 0);
 	if (!st->owned || !st->root)
 		goto fail;
-	st->root->perm1 = n0;
+	st->root->p.one = n0;
 	st->owned[0] = 1;
 	st->nnodes = 1;
 	v.rootp = &st->root;
@@ -686,7 +724,7 @@ int xsd_read(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_caller *
 
 	if (r)
 		return r;
-	*val = n->value ? n->value : "";
+	*val = node_value(n);
 	*len = n->vlen;
 	return 0;
 }
@@ -720,7 +758,7 @@ int xsd_directory(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_cal
 static int write_existing(struct view *v, const char *path, const struct walk *w,
 			  const void *val, unsigned len, bool mkdir)
 {
-	struct xsd_node *n = w->node, *parent;
+	struct xsd_node *n = w->node, *parent, **slot;
 	uint64_t g;
 	int r;
 
@@ -729,12 +767,13 @@ static int write_existing(struct view *v, const char *path, const struct walk *w
 		r = record(v, path, strlen(path), REC_NODE);
 	if (r || mkdir)
 		return r;
-	if (too_big(v, node_size(n, n->nperms, len, n->names_len)))
+	if (!v->c->priv && too_big(v, node_size(n, n->nperms, len, names_len(n))))
 		return ENOSPC;
 	g = ++v->st->gen;
-	n = cow_path(v, path, w->depth, g, &parent);
-	if (!n || node_set_value(n, val, len))
+	slot = cow_path(v, path, w->depth, g, &parent);
+	if (!slot || node_set_value(slot, val, len))
 		return ENOMEM;
+	n = *slot;
 	n->gen = g;
 	if (v->ev) {
 		struct xsd_event *e = ev_add(v->ev, path, strlen(path), false);
@@ -749,7 +788,7 @@ static int write_existing(struct view *v, const char *path, const struct walk *w
 static int write_create(struct view *v, const char *path, const struct walk *w,
 			const void *val, unsigned len)
 {
-	struct xsd_node *anc = w->nearest, *n, *parent;
+	struct xsd_node *anc = w->nearest, *n, *parent, **slot;
 	const struct xsd_perm *ap = node_perms(anc);
 	struct xsd_perm perms[8], *pp = perms;
 	unsigned np = anc->nperms, owner, first = w->depth - w->missing;
@@ -778,7 +817,8 @@ static int write_create(struct view *v, const char *path, const struct walk *w,
 		goto out;
 	p = path + w->nearest_len;
 	clen = next_comp(&p, &comp);
-	if (too_big(v, node_size(anc, anc->nperms, anc->vlen, anc->names_len + (unsigned)clen + 1)))
+	if (!v->c->priv &&
+	    too_big(v, node_size(anc, anc->nperms, anc->vlen, names_len(anc) + (unsigned)clen + 1)))
 		goto out;
 	for (const char *q = p; *q;) {
 		size_t l = next_comp(&q, &comp);
@@ -799,18 +839,18 @@ static int write_create(struct view *v, const char *path, const struct walk *w,
 
 	r = ENOMEM;
 	g = ++v->st->gen;
-	parent = cow_path(v, path, first, g, NULL);
-	if (!parent)
+	slot = cow_path(v, path, first, g, NULL);
+	if (!slot)
 		goto out;
+	parent = *slot;
 	p = path + w->nearest_len;
 	for (unsigned d = first; d < w->depth; d++) {
 		clen = next_comp(&p, &comp);
-		n = node_new(comp, clen);
+		n = node_new(comp, clen, val, *p ? 0 : len);
 		if (!n)
 			goto out;
 		n->gen = n->cgen = n->tgen = g;
-		if (node_set_perms(n, pp, np) || (!*p && node_set_value(n, val, len)) ||
-		    child_add(parent, n)) {
+		if (node_set_perms(n, pp, np) || child_add(parent, n)) {
 			node_unref(n);
 			goto out;
 		}
@@ -867,7 +907,7 @@ static int rm_subtree(struct view *v, struct xsd_node *n, struct xsd_node *paren
 			return EIO;
 		if (len > 1)
 			buf[len] = '/';
-		memcpy(buf + len + (len > 1), c->name, c->namelen);
+		memcpy(buf + len + (len > 1), node_name(c), c->namelen);
 		buf[l] = '\0';
 		r = rm_subtree(v, c, n, buf, l, true);
 		buf[len] = '\0';
@@ -903,7 +943,7 @@ int view_rm(struct view *v, const char *path)
 {
 	size_t plen = strlen(path);
 	const char *comp, *p;
-	struct xsd_node *parent;
+	struct xsd_node *parent, **slot;
 	struct walk w;
 	uint64_t g;
 	int r;
@@ -923,9 +963,10 @@ int view_rm(struct view *v, const char *path)
 	if (r)
 		return r;
 	g = ++v->st->gen;
-	parent = cow_path(v, path, w.depth - 1, g, NULL);
-	if (!parent)
+	slot = cow_path(v, path, w.depth - 1, g, NULL);
+	if (!slot)
 		return ENOMEM;
+	parent = *slot;
 	next_comp(&p, &comp);
 	return rm_child(v, parent, (uint32_t)child_find(parent, comp, (size_t)(path + plen - comp)),
 			path, plen, g);
@@ -935,7 +976,7 @@ int view_rm(struct view *v, const char *path)
 
 int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, unsigned np)
 {
-	struct xsd_node *n, *parent;
+	struct xsd_node *n, *parent, **slot;
 	struct walk w;
 	uint64_t g;
 	unsigned oldowner;
@@ -952,7 +993,7 @@ int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, u
 			return ENOSPC;
 		if (p[0].domid != oldowner)
 			return EPERM;
-		if (too_big(v, node_size(n, np, n->vlen, n->names_len)))
+		if (too_big(v, node_size(n, np, n->vlen, names_len(n))))
 			return ENOSPC;
 	}
 	r = record(v, path, strlen(path), REC_NODE);
@@ -967,9 +1008,10 @@ int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, u
 		if (!e->oldp)
 			return ENOMEM;
 	}
-	n = cow_path(v, path, w.depth, g, &parent);
-	if (!n || node_set_perms(n, p, np))
+	slot = cow_path(v, path, w.depth, g, &parent);
+	if (!slot || node_set_perms(*slot, p, np))
 		return ENOMEM;
+	n = *slot;
 	n->gen = g;
 	if (v->ev)
 		ev_nodes(&v->ev->ev[v->ev->n - 1], n, parent);
@@ -1083,7 +1125,7 @@ static int gone_walk(struct view *v, struct xsd_node **slot, char *buf, size_t l
 	if (!n)
 		return ENOMEM;
 	n->tgen = g;
-	p = n->perms ? n->perms : &n->perm1;
+	p = n->nperms == 1 ? &n->p.one : n->p.many;
 	for (unsigned i = 1; i < n->nperms; i++) {
 		if (p[i].domid == domid && !(p[i].perms & XSD_PERM_IGNORE)) {
 			p[i].perms |= XSD_PERM_IGNORE;
@@ -1099,7 +1141,7 @@ static int gone_walk(struct view *v, struct xsd_node **slot, char *buf, size_t l
 			return EIO;
 		if (len > 1)
 			buf[len] = '/';
-		memcpy(buf + len + (len > 1), c->name, c->namelen);
+		memcpy(buf + len + (len > 1), node_name(c), c->namelen);
 		buf[l] = '\0';
 		if (node_owner(c) == domid)
 			r = rm_child(v, n, i, buf, l, g);
@@ -1138,23 +1180,20 @@ int xsd_store_domain_gone(struct xsd_store *st, unsigned domid, struct xsd_evlis
 static int check_node(const struct xsd_node *n, uint32_t *owned, unsigned long *count,
 		      uint64_t maxgen)
 {
-	uint32_t names = 0;
-
-	if (n->refs < 1 || n->nperms < 1 || n->nchild > n->capchild)
+	if (n->refs < 1 || n->nperms < 1 || n->vlen > n->vcap || (n->nchild && !n->child))
 		return EIO;
 	if (n->gen > maxgen || n->cgen > maxgen || n->tgen > maxgen)
 		return EIO;
-	if (memchr(n->name, '/', n->namelen) || (n->vlen && !n->value))
+	if (memchr(node_name(n), '/', n->namelen))
 		return EIO;
 	owned[node_owner(n)]++;
 	(*count)++;
 	for (uint32_t i = 0; i < n->nchild; i++) {
 		const struct xsd_node *c = n->child[i];
-		names += c->namelen + 1u;
 		if (!c->namelen || c->tgen > n->tgen || check_node(c, owned, count, maxgen))
 			return EIO;
 	}
-	return names == n->names_len ? 0 : EIO;
+	return 0;
 }
 
 int xsd_store_check(struct xsd_store *st)

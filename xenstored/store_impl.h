@@ -15,22 +15,25 @@
 #include "xenstored/map.h"
 #include "xenstored/store.h"
 
+struct child_index {
+	uint32_t cap;           /* power of two */
+	uint32_t slot[];        /* child index + 1, 0 = empty */
+};
+
 struct xsd_node {
 	uint32_t refs;
-	uint32_t nchild, capchild;
-	uint32_t vlen;
-	uint32_t names_len;   /* sum of (strlen(child name) + 1) */
-	uint32_t hash;        /* of name */
-	uint32_t idxcap;      /* child hash index size (power of 2) or 0 */
+	uint32_t nchild;          /* array room: child_cap(nchild) or more */
+	uint32_t vlen, vcap;      /* value bytes, and room for them after the name */
 	uint16_t nperms;
 	uint16_t namelen;
 	uint64_t gen, cgen, tgen;
-	char *value;
-	struct xsd_perm *perms;   /* NULL when nperms == 1: see perm1 */
-	struct xsd_perm perm1;
+	union {
+		struct xsd_perm one;    /* nperms == 1 */
+		struct xsd_perm *many;  /* nperms > 1 */
+	} p;
 	struct xsd_node **child;
-	uint32_t *index;          /* child index + 1, 0 = empty; built lazily */
-	char name[];
+	struct child_index *index; /* built lazily for long child lists */
+	char data[];              /* name, NUL, value */
 };
 
 struct acct_ent {
