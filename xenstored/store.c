@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static struct xsd_node *node_new(const char *name, size_t len, const void *val, 
 	n->namelen = (uint16_t)len;
 	if (vlen)
 		memcpy(n->data + len + 1, val, vlen);
-	n->vlen = n->vcap = vlen;
+	n->vlen = vlen;
 	n->refs = 1;
 	n->nperms = 1;
 	live_nodes++;
@@ -63,8 +64,10 @@ static void node_free_one(struct xsd_node *n)
 {
 	if (n->nperms > 1)
 		free(n->p.many);
-	free(n->child);
-	free(n->index);
+	if (n->child) {
+		free(n->child[-1]);   /* the child index */
+		free(n->child - 1);
+	}
 	free(n);
 	live_nodes--;
 }
@@ -109,11 +112,10 @@ static int node_set_value(struct xsd_node **slot, const void *val, unsigned len)
 	struct xsd_node *n = *slot;
 
 	assert(n->refs == 1);
-	if (len > n->vcap) {
+	if (sizeof(*n) + n->namelen + 1 + len > malloc_usable_size(n)) {
 		n = realloc(n, sizeof(*n) + n->namelen + 1 + len);
 		if (!n)
 			return ENOMEM;
-		n->vcap = len;
 		*slot = n;
 	}
 	if (len)
@@ -145,9 +147,11 @@ static struct xsd_node *node_copy(struct xsd_node *n)
 	if (node_set_perms(c, node_perms(n), n->nperms))
 		goto fail;
 	if (n->nchild) {
-		c->child = malloc(child_cap(n->nchild) * sizeof(*c->child));
-		if (!c->child)
+		struct xsd_node **a = malloc((1 + child_cap(n->nchild)) * sizeof(*a));
+		if (!a)
 			goto fail;
+		a[0] = NULL;
+		c->child = a + 1;
 		for (uint32_t i = 0; i < n->nchild; i++) {
 			c->child[i] = n->child[i];
 			c->child[i]->refs++;
@@ -182,33 +186,44 @@ static uint32_t child_hash(const struct xsd_node *c)
 	return xsd_hash(node_name(c), c->namelen);
 }
 
-static void index_insert(struct xsd_node *n, uint32_t i)
+/* The index lives in the slot before child[0]. */
+static struct child_index **index_slot(struct xsd_node *n)
 {
-	uint32_t mask = n->index->cap - 1, h = child_hash(n->child[i]) & mask;
+	return (struct child_index **)(void *)(n->child - 1);
+}
 
-	while (n->index->slot[h])
+static void index_insert(struct xsd_node *n, struct child_index *x, uint32_t i)
+{
+	uint32_t mask = x->cap - 1, h = child_hash(n->child[i]) & mask;
+
+	while (x->slot[h])
 		h = (h + 1) & mask;
-	n->index->slot[h] = i + 1;
+	x->slot[h] = i + 1;
 }
 
 static void index_drop(struct xsd_node *n)
 {
-	free(n->index);
-	n->index = NULL;
+	if (n->child) {
+		free(*index_slot(n));
+		*index_slot(n) = NULL;
+	}
 }
 
-static void index_build(struct xsd_node *n)
+static struct child_index *index_build(struct xsd_node *n)
 {
+	struct child_index *x;
 	uint32_t cap = 64;
 
 	while (cap < n->nchild * 2)
 		cap *= 2;
-	n->index = calloc(1, sizeof(*n->index) + cap * sizeof(n->index->slot[0]));
-	if (!n->index)
-		return; /* lookups fall back to a linear scan */
-	n->index->cap = cap;
+	x = calloc(1, sizeof(*x) + cap * sizeof(x->slot[0]));
+	if (!x)
+		return NULL; /* lookups fall back to a linear scan */
+	x->cap = cap;
+	*index_slot(n) = x;
 	for (uint32_t i = 0; i < n->nchild; i++)
-		index_insert(n, i);
+		index_insert(n, x, i);
+	return x;
 }
 
 static bool child_is(const struct xsd_node *c, const char *name, size_t len)
@@ -219,19 +234,23 @@ static bool child_is(const struct xsd_node *c, const char *name, size_t len)
 /* Index of the child called name[0..len), or -1. */
 static long child_find(struct xsd_node *n, const char *name, size_t len)
 {
+	struct child_index *x = NULL;
 	uint32_t mask;
 
-	if (n->nchild > INDEX_MIN && !n->index)
-		index_build(n);
-	if (!n->index) {
+	if (n->nchild > INDEX_MIN) {
+		x = *index_slot(n);
+		if (!x)
+			x = index_build(n);
+	}
+	if (!x) {
 		for (uint32_t i = 0; i < n->nchild; i++)
 			if (child_is(n->child[i], name, len))
 				return i;
 		return -1;
 	}
-	mask = n->index->cap - 1;
+	mask = x->cap - 1;
 	for (uint32_t s = xsd_hash(name, len) & mask;; s = (s + 1) & mask) {
-		uint32_t i = n->index->slot[s];
+		uint32_t i = x->slot[s];
 		if (!i)
 			return -1;
 		if (child_is(n->child[i - 1], name, len))
@@ -241,18 +260,24 @@ static long child_find(struct xsd_node *n, const char *name, size_t len)
 
 static int child_add(struct xsd_node *n, struct xsd_node *c)
 {
+	struct child_index *x;
+
 	if (!n->child || n->nchild == child_cap(n->nchild)) {
-		struct xsd_node **nc = realloc(n->child, child_cap(n->nchild + 1) * sizeof(*nc));
-		if (!nc)
+		struct xsd_node **a = n->child ? n->child - 1 : NULL;
+		a = realloc(a, (1 + child_cap(n->nchild + 1)) * sizeof(*a));
+		if (!a)
 			return ENOMEM;
-		n->child = nc;
+		if (!n->child)
+			a[0] = NULL;
+		n->child = a + 1;
 	}
 	n->child[n->nchild++] = c;
-	if (n->index) {
-		if (n->nchild * 2 > n->index->cap)
+	x = *index_slot(n);
+	if (x) {
+		if (n->nchild * 2 > x->cap)
 			index_drop(n);  /* rebuilt bigger on the next lookup */
 		else
-			index_insert(n, n->nchild - 1);
+			index_insert(n, x, n->nchild - 1);
 	}
 	return 0;
 }
@@ -1180,7 +1205,8 @@ int xsd_store_domain_gone(struct xsd_store *st, unsigned domid, struct xsd_evlis
 static int check_node(const struct xsd_node *n, uint32_t *owned, unsigned long *count,
 		      uint64_t maxgen)
 {
-	if (n->refs < 1 || n->nperms < 1 || n->vlen > n->vcap || (n->nchild && !n->child))
+	if (n->refs < 1 || n->nperms < 1 || (n->nchild && !n->child) ||
+	    sizeof(*n) + n->namelen + 1 + n->vlen > malloc_usable_size((void *)n))
 		return EIO;
 	if (n->gen > maxgen || n->cgen > maxgen || n->tgen > maxgen)
 		return EIO;

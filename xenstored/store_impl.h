@@ -23,7 +23,7 @@ struct child_index {
 struct xsd_node {
 	uint32_t refs;
 	uint32_t nchild;          /* array room: child_cap(nchild) or more */
-	uint32_t vlen, vcap;      /* value bytes, and room for them after the name */
+	uint32_t vlen;            /* value bytes (room: malloc_usable_size) */
 	uint16_t nperms;
 	uint16_t namelen;
 	uint64_t gen, cgen, tgen;
@@ -31,8 +31,10 @@ struct xsd_node {
 		struct xsd_perm one;    /* nperms == 1 */
 		struct xsd_perm *many;  /* nperms > 1 */
 	} p;
+	/* Children in creation order. The allocation starts one slot before
+	 * child[0]: that slot holds the lazily built child_index (or NULL),
+	 * so leaves pay nothing for it. */
 	struct xsd_node **child;
-	struct child_index *index; /* built lazily for long child lists */
 	char data[];              /* name, NUL, value */
 };
 

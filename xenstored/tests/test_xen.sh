@@ -19,4 +19,5 @@ for p in "${pids[@]}"; do wait "$p" || ok=1; done
 pv_check "4 test-xenstore in parallel" test $ok -eq 0
 pv_check "store consistent afterwards" bash -c '[ "$(/usr/lib/xen-4.17/bin/xenstore-control check)" = OK ]'
 pv_check "test-xenstore cleaned up" bash -c '! xenstore-ls /local/domain/0/xenstore-test 2>/dev/null | grep -q .'
+pv_check "daemon stopped cleanly, no sanitizer report" xsd_stop
 pv_done
