@@ -75,6 +75,17 @@ static unsigned *quota_opt(struct xsd_config *cfg, int opt)
 	return NULL;
 }
 
+/* --daemon changes directory to "/": make a relative path absolute first.
+ * Returns `p` itself when it is already absolute (or NULL). */
+static const char *absolute(const char *p, char **owned)
+{
+	char cwd[4096];
+
+	if (!p || p[0] == '/' || !getcwd(cwd, sizeof(cwd)) || asprintf(owned, "%s/%s", cwd, p) < 0)
+		return p;
+	return *owned;
+}
+
 static void on_signal(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct signalfd_siginfo si;
@@ -91,6 +102,7 @@ int main(int argc, char **argv)
 {
 	struct xsd_config cfg = XSD_CONFIG_DEFAULT;
 	struct pv_daemon_opts o;
+	char *abs[3] = { NULL, NULL, NULL };
 	struct xsd_server *srv;
 	struct pv_loop *loop;
 	int opt, r, sfd;
@@ -122,6 +134,9 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	o.rundir = absolute(o.rundir, &abs[0]);
+	o.pidfile = absolute(o.pidfile, &abs[1]);
+	o.log_file = absolute(o.log_file, &abs[2]);
 	if (pv_daemon_start(&o, "pvnet-xenstored") < 0)
 		return 1;
 	sfd = pv_daemon_signalfd();
@@ -145,5 +160,7 @@ int main(int argc, char **argv)
 	pv_loop_free(loop);
 	pv_daemon_stop(&o);
 	pv_info("stopped");
+	for (int i = 0; i < 3; i++)
+		free(abs[i]);
 	return r < 0 ? 1 : 0;
 }

@@ -59,6 +59,11 @@ pv_check "introduced domain socket exists" test -S "$D/domains/3.sock"
 pv_check "SIGTERM stops the daemon cleanly, no sanitizer report" xsd_stop
 pv_check "sockets removed" bash -c "[ ! -e $D/socket ] && [ ! -e $D/domains/3.sock ] && [ ! -e $D/pid ]"
 
+# --daemon with relative paths (it changes directory to /).
+(cd "$PV_TMP" && "$XSD" --rundir rel --daemon --pidfile rel.pid --log-file rel.log)
+pv_check "--daemon with relative paths" bash -c "[ -S $PV_TMP/rel/socket ] && [ -s $PV_TMP/rel.pid ] && grep -q serving $PV_TMP/rel.log"
+[ -s "$PV_TMP/rel.pid" ] && kill "$(cat "$PV_TMP/rel.pid")"
+
 # Foreground with --ready-fd.
 F=$PV_TMP/fg
 mkdir -p "$F"
