@@ -36,6 +36,7 @@ static const struct quota quotas[] = {
 	Q("path-max", path_max, "Max. length of a node path"),
 	Q("permissions", lim.perms, "Max. number of permissions per node"),
 	Q("watch-events", watch_events, "Max. unsent watch events per connection"),
+	Q("connections", conns, "Max. connections per domain socket"),
 };
 #undef Q
 

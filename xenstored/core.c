@@ -152,7 +152,7 @@ static void send_event(struct xsd_conn *c, const char *path, const char *token)
 	size_t pl = strlen(path) + 1, tl = strlen(token) + 1;
 	struct omsg *m;
 
-	if (c->out_events >= c->core->cfg.watch_events) {
+	if (c->out_events >= c->core->cfg.watch_events || c->out_bytes >= XSD_EVENT_BYTES_MAX) {
 		if (!c->dropped++ || !(c->dropped & (c->dropped - 1)))
 			pv_log_rl(&drop_rl, PV_LOG_WARN,
 				  "domain %u connection does not read: %lu watch events dropped",
@@ -239,11 +239,18 @@ struct xsd_conn *xsd_conn_new(struct xsd_core *core, unsigned domid, bool priv)
 	struct xsd_domain *d = domain_get(core, domid, true);
 	struct xsd_conn *c;
 
-	if (!d)
+	if (!d) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	if (!priv && d->nconns >= core->cfg.conns) {
+		errno = EMFILE;
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		domain_put(core, d);
+		errno = ENOMEM;
 		return NULL;
 	}
 	c->core = core;

@@ -28,9 +28,14 @@ struct xsd_config {
 	unsigned outstanding;   /* unsent replies at which a connection is not read: 20 */
 	unsigned path_max;      /* 2048 */
 	unsigned watch_events;  /* unsent watch events kept per connection: 1024 */
+	unsigned conns;         /* connections per unprivileged domain: 64 */
 };
 #define XSD_CONFIG_DEFAULT { .lim = XSD_LIMITS_DEFAULT, .watches = 128, .transactions = 10, \
-	.outstanding = 20, .path_max = 2048, .watch_events = 1024 }
+	.outstanding = 20, .path_max = 2048, .watch_events = 1024, .conns = 64 }
+
+/* Unsent watch events are also dropped once a connection has this many
+ * bytes of output queued. */
+#define XSD_EVENT_BYTES_MAX (1u << 20)
 
 struct xsd_core;
 struct xsd_conn;
@@ -52,7 +57,8 @@ void xsd_core_free(struct xsd_core *core);
 struct xsd_store *xsd_core_store(struct xsd_core *core);
 struct xsd_config *xsd_core_config(struct xsd_core *core);
 
-/* A connection acting as `domid` (privileged: the dom0 socket). NULL: ENOMEM. */
+/* A connection acting as `domid` (privileged: the dom0 socket). NULL with
+ * errno ENOMEM, or EMFILE when an unprivileged domain has `conns` already. */
 struct xsd_conn *xsd_conn_new(struct xsd_core *core, unsigned domid, bool priv);
 void xsd_conn_free(struct xsd_conn *c);
 unsigned xsd_conn_domid(const struct xsd_conn *c);

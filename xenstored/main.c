@@ -37,11 +37,12 @@ static const char usage[] =
 	"  --path-max N             path bytes after /local/domain/<id>/ (2048)\n"
 	"  --watch-events N         unsent watch events kept per connection; more are\n"
 	"                           dropped with a log line (1024)\n"
+	"  --quota-connections N    connections per domain socket (64)\n"
 	"  -h, --help               this text\n";
 
 enum {
 	O_NODES = 0x2001, O_NODE_SIZE, O_WATCHES, O_TXNS, O_PERMS, O_OUTSTANDING,
-	O_TXN_NODES, O_PATH_MAX, O_WATCH_EVENTS,
+	O_TXN_NODES, O_PATH_MAX, O_WATCH_EVENTS, O_CONNS,
 };
 
 static const struct option longopts[] = {
@@ -55,6 +56,7 @@ static const struct option longopts[] = {
 	{ "quota-txn-nodes", required_argument, 0, O_TXN_NODES },
 	{ "path-max", required_argument, 0, O_PATH_MAX },
 	{ "watch-events", required_argument, 0, O_WATCH_EVENTS },
+	{ "quota-connections", required_argument, 0, O_CONNS },
 	{ "help", no_argument, 0, 'h' },
 	{ 0, 0, 0, 0 },
 };
@@ -71,6 +73,7 @@ static unsigned *quota_opt(struct xsd_config *cfg, int opt)
 	case O_TXN_NODES: return &cfg->lim.txn_nodes;
 	case O_PATH_MAX: return &cfg->path_max;
 	case O_WATCH_EVENTS: return &cfg->watch_events;
+	case O_CONNS: return &cfg->conns;
 	}
 	return NULL;
 }
@@ -116,8 +119,11 @@ int main(int argc, char **argv)
 		}
 		if (q) {
 			if (pv_parse_uint(optarg, 1u << 30, q) < 0 || *q == 0) {
+				const struct option *lo = longopts;
+				while (lo->val != opt)
+					lo++;
 				fprintf(stderr, "pvnet-xenstored: bad value '%s' for --%s\n", optarg,
-					longopts[opt - O_NODES + 7].name);
+					lo->name);
 				return 2;
 			}
 			continue;

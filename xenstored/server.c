@@ -20,7 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define INBUF 65536u
+#define INBUF 16384u   /* per connection; the core reassembles longer messages */
 
 struct listener {
 	struct listener *next;
@@ -195,7 +195,8 @@ static void accept_event(struct pv_loop *loop, int fd, uint32_t events, void *ar
 		return;
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->xc = xsd_conn_new(srv->core, l->domid, l->priv))) {
-		pv_log_rl(&io_rl, PV_LOG_WARN, "out of memory: connection refused");
+		pv_log_rl(&io_rl, PV_LOG_WARN, "domain %u: connection refused: %s", l->domid,
+			  s && errno == EMFILE ? "too many connections" : "out of memory");
 		free(s);
 		close(cfd);
 		return;

@@ -260,6 +260,18 @@ static void test_domains(void **state)
 	assert_string_equal(CALL(f->c[0], XS_MKDIR, "/local/domain/5"), "OK");
 	assert_string_equal(CALL(f->c[0], XS_SET_PERMS, "/local/domain/5\0n5"), "OK");
 
+	/* Connections per unprivileged domain are limited. */
+	{
+		struct xsd_conn *extra[64];
+		int n = 0;
+		while (n < 64 && (extra[n] = xsd_conn_new(f->core, 5, false)))
+			n++;
+		assert_int_equal(n, 64);
+		assert_null(xsd_conn_new(f->core, 5, false));
+		assert_int_equal(errno, EMFILE);
+		while (n--)
+			xsd_conn_free(extra[n]);
+	}
 	f->c[2] = xsd_conn_new(f->core, 5, false);
 	assert_string_equal(CALL(f->c[2], XS_WRITE, "rel\0v"), "OK");
 	assert_string_equal(CALL(f->c[0], XS_READ, "/local/domain/5/rel"), "v");

@@ -163,6 +163,30 @@ check("daemon RSS bounded: %d -> %d KiB" % (rss1, rss2), rss2 - rss1 < 16 * 1024
 check("others still served", good.call(READ, b"/\0")[0] == READ)
 pipe.s.close()
 slow.s.close()
+
+# Connections per domain socket are limited (64 by default).
+m = good.call(8, b"3\x000\x001\x00")
+check("introduce domain 3", m[0] == 8)
+dsock = os.path.join(os.path.dirname(SOCK), "domains", "3.sock")
+conns = []
+for i in range(65):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(dsock)
+    conns.append(s)
+s = conns[-1]
+s.settimeout(5)
+s.sendall(struct.pack("<IIII", READ, 1, 0, 2) + b"x\0")
+try:
+    refused = s.recv(16) == b""
+except OSError:
+    refused = True
+check("65th connection of a domain refused", refused)
+d = Conn.__new__(Conn)
+d.s, d.req = conns[0], 0
+d.s.settimeout(10)
+check("the others work", d.call(READ, b"/\0")[3] == b"EACCES\0")
+for s in conns:
+    s.close()
 time.sleep(0.2)
 check("daemon alive", os.path.exists("/proc/%d" % PID) and good.call(READ, b"/\0")[0] == READ)
 print("%d passed, %d failed" % (passed, failed))

@@ -19,8 +19,10 @@ xsd_start() {
 
 xsd_stop() {
 	local ok=0
+	# Daemonised, it is reparented to PID 1, which may reap it late: a
+	# zombie counts as gone.
 	kill -TERM "$XSD_PID" 2>/dev/null || ok=1
-	pv_wait_for 10 bash -c "! kill -0 $XSD_PID 2>/dev/null" || ok=1
+	pv_wait_for 10 bash -c "! { [ -e /proc/$XSD_PID ] && ! grep -q '^State:.*Z' /proc/$XSD_PID/status; }" || ok=1
 	grep -q stopped "$XSD_DIR/log" || ok=1
 	if ls "$XSD_DIR"/san.* >/dev/null 2>&1; then
 		cat "$XSD_DIR"/san.*
