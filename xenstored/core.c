@@ -254,6 +254,7 @@ struct xsd_conn *xsd_conn_new(struct xsd_core *core, unsigned domid, bool priv)
 		return NULL;
 	}
 	c->core = core;
+	c->seq = ++core->conn_seq;
 	c->dom = d;
 	c->caller.domid = domid;
 	c->caller.priv = priv;
@@ -584,7 +585,7 @@ static int do_watch(struct req *r)
 	if (!c->caller.priv && c->dom->nwatches >= c->core->cfg.watches)
 		return E2BIG;
 	strip = (v[0][0] == '/' || v[0][0] == '@') ? 0 : xsd_home_len(c->caller.domid);
-	e = xsd_watch_add(&c->core->watches, &c->watches, c, c->core->path, v[1], strip);
+	e = xsd_watch_add(&c->core->watches, &c->watches, c, c->seq, c->core->path, v[1], strip);
 	if (e)
 		return e;
 	c->dom->nwatches++;

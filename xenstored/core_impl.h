@@ -41,6 +41,7 @@ struct xsd_conn {
 	struct xsd_domain *dom;
 	struct xsd_conn *dnext, *dprev;   /* the domain's connections */
 	struct xsd_caller caller;
+	uint64_t seq;                     /* creation order (watch event order) */
 	void *user;
 	bool dead;
 	/* input: header, then payload (plus a NUL guard) */
@@ -68,6 +69,7 @@ struct xsd_core {
 	void *arg;
 	struct xsd_domain *doms[XSD_DOMID_MAX + 1];
 	struct xsd_evlist ev;         /* scratch, reused per request */
+	uint64_t conn_seq;
 	char path[XSD_PATH_BUF];      /* scratch canonical path */
 };
 

@@ -911,21 +911,17 @@ int view_write(struct view *v, const char *path, const void *val, unsigned len, 
 
 /* ---- rm ----------------------------------------------------------------- */
 
-/* Events and accounting for a removed subtree rooted at n (path in buf). */
+/*
+ * Events and accounting for a removed subtree rooted at n (path in buf).
+ * Post-order, children in stored order, as C xenstored removes (and
+ * reports) nodes from the leaves up.
+ */
 static int rm_subtree(struct view *v, struct xsd_node *n, struct xsd_node *parent,
 		      char *buf, size_t len, bool exact)
 {
 	int r = acct_add(v, node_owner(n), -1);
 
-	if (r)
-		return r;
-	if (v->ev) {
-		struct xsd_event *e = ev_add(v->ev, buf, len, exact);
-		if (!e)
-			return ENOMEM;
-		ev_nodes(e, n, parent);
-	}
-	for (uint32_t i = 0; i < n->nchild; i++) {
+	for (uint32_t i = 0; !r && i < n->nchild; i++) {
 		struct xsd_node *c = n->child[i];
 		size_t l = len + (len > 1) + c->namelen;
 		if (l >= PATH_BUF)
@@ -936,10 +932,14 @@ static int rm_subtree(struct view *v, struct xsd_node *n, struct xsd_node *paren
 		buf[l] = '\0';
 		r = rm_subtree(v, c, n, buf, l, true);
 		buf[len] = '\0';
-		if (r)
-			return r;
 	}
-	return 0;
+	if (!r && v->ev) {
+		struct xsd_event *e = ev_add(v->ev, buf, len, exact);
+		if (!e)
+			return ENOMEM;
+		ev_nodes(e, n, parent);
+	}
+	return r;
 }
 
 /* Unlink child i of `parent` (private), with events; g stamps the parent. */
@@ -1100,7 +1100,7 @@ int xsd_set_perms(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_cal
 	/* Special paths: their own ACL, changed at once, no event. */
 	i = special_idx(path);
 	if (i < 0)
-		return EINVAL;
+		return ENOENT;   /* as C xenstored: no such special node */
 	if ((xsd_perm_for(st->special[i], st->nspecial[i], c) & (XSD_PERM_WRITE | XSD_PERM_OWNER)) !=
 	    (XSD_PERM_WRITE | XSD_PERM_OWNER))
 		return EACCES;

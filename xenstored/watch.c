@@ -6,13 +6,16 @@
 
 void xsd_watches_init(struct xsd_watches *t)
 {
+	memset(t, 0, sizeof(*t));
 	xsd_map_init(&t->map);
-	t->n = 0;
 }
 
 void xsd_watches_fini(struct xsd_watches *t)
 {
 	xsd_map_fini(&t->map);
+	free(t->hits);
+	t->hits = NULL;
+	t->hcap = 0;
 }
 
 static struct xsd_watch *find(struct xsd_watches *t, void *owner, const char *path,
@@ -24,7 +27,7 @@ static struct xsd_watch *find(struct xsd_watches *t, void *owner, const char *pa
 	return NULL;
 }
 
-int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner,
+int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner, uint64_t oseq,
 		  const char *path, const char *token, size_t strip)
 {
 	size_t plen = strlen(path);
@@ -38,6 +41,8 @@ int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner,
 	memcpy(w->path, path, plen + 1);
 	w->plen = plen;
 	w->owner = owner;
+	w->oseq = oseq;
+	w->seq = ++t->next_seq;
 	w->strip = strip;
 	w->token = strdup(token);
 	head = xsd_map_get(&t->map, path, plen);
@@ -101,28 +106,53 @@ void xsd_watch_del_all(struct xsd_watches *t, struct xsd_watch **list)
 		unlink_watch(t, list, *list);
 }
 
-static void fire_on(struct xsd_watches *t, const char *path, size_t len,
-		    const struct xsd_event *e, xsd_watch_fn fn, void *arg)
+/* Collect the watches on path[0..len) into t->hits; false on ENOMEM. */
+static bool collect(struct xsd_watches *t, const char *path, size_t len, unsigned *n)
 {
-	for (struct xsd_watch *w = xsd_map_get(&t->map, path, len); w; w = w->next)
-		fn(w, e, arg);
+	for (struct xsd_watch *w = xsd_map_get(&t->map, path, len); w; w = w->next) {
+		if (*n == t->hcap) {
+			unsigned cap = t->hcap ? t->hcap * 2 : 64;
+			struct xsd_watch **h = realloc(t->hits, cap * sizeof(*h));
+			if (!h)
+				return false;
+			t->hits = h;
+			t->hcap = cap;
+		}
+		t->hits[(*n)++] = w;
+	}
+	return true;
+}
+
+static bool before(const struct xsd_watch *a, const struct xsd_watch *b)
+{
+	return a->oseq != b->oseq ? a->oseq < b->oseq : a->seq < b->seq;
 }
 
 void xsd_watch_fire(struct xsd_watches *t, const struct xsd_event *e, xsd_watch_fn fn, void *arg)
 {
 	const char *p = e->path;
 	size_t len = strlen(p);
+	unsigned n = 0;
 
 	if (!t->n)
 		return;
 	if (e->exact || p[0] == '@') {
-		fire_on(t, p, len, e, fn, arg);
-		return;
+		collect(t, p, len, &n);
+	} else {
+		/* "/" and then every ancestor prefix, ending with the path itself. */
+		collect(t, "/", 1, &n);
+		for (size_t i = 2; i <= len; i++)
+			if (i == len || p[i] == '/')
+				collect(t, p, i, &n);
 	}
-	/* "/" and then every ancestor prefix, ending with the path itself. */
-	fire_on(t, "/", 1, e, fn, arg);
-	for (size_t i = 1; i <= len; i++)
-		if (i == len || p[i] == '/')
-			if (i > 1)
-				fire_on(t, p, i, e, fn, arg);
+	/* Insertion sort: the hits of each path are already in order. */
+	for (unsigned i = 1; i < n; i++) {
+		struct xsd_watch *w = t->hits[i];
+		unsigned j = i;
+		for (; j > 0 && before(w, t->hits[j - 1]); j--)
+			t->hits[j] = t->hits[j - 1];
+		t->hits[j] = w;
+	}
+	for (unsigned i = 0; i < n; i++)
+		fn(t->hits[i], e, arg);
 }

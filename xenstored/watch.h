@@ -5,6 +5,9 @@
  * Pure, single-threaded. Lookup is by path: an event on /a/b/c checks the
  * watches registered on /, /a, /a/b and /a/b/c (or only the exact path for
  * RM descendants and @special events), so cost is O(depth), not O(watches).
+ * The watches an event fires are called in C xenstored's order: by owner
+ * (the `oseq` given at registration: connection creation order), then by
+ * registration.
  * Errors: 0 or positive errno (EEXIST, ENOENT, ENOMEM).
  * Ownership: the table owns its watches; `owner` is an opaque pointer (the
  * connection) that the table never dereferences.
@@ -13,6 +16,7 @@
 #define PVNET_XENSTORED_WATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "xenstored/map.h"
 #include "xenstored/store.h"
@@ -21,6 +25,8 @@ struct xsd_watch {
 	struct xsd_watch *next, *prev;         /* same path */
 	struct xsd_watch *cnext, *cprev;       /* same owner */
 	void *owner;
+	uint64_t oseq;  /* owner's order */
+	uint64_t seq;   /* registration order */
 	char *token;
 	size_t strip;   /* bytes of the event path to drop (relative watch) */
 	size_t plen;
@@ -30,13 +36,16 @@ struct xsd_watch {
 struct xsd_watches {
 	struct xsd_map map;   /* path -> first watch on it */
 	unsigned n;
+	uint64_t next_seq;
+	struct xsd_watch **hits;  /* scratch for xsd_watch_fire */
+	unsigned hcap;
 };
 
 void xsd_watches_init(struct xsd_watches *t);
 /* All watches must have been removed. */
 void xsd_watches_fini(struct xsd_watches *t);
 /* Register; `*list` is the owner's list head. EEXIST for a duplicate. */
-int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner,
+int xsd_watch_add(struct xsd_watches *t, struct xsd_watch **list, void *owner, uint64_t oseq,
 		  const char *path, const char *token, size_t strip);
 /* Remove the owner's (path, token) watch, or ENOENT. */
 int xsd_watch_del(struct xsd_watches *t, struct xsd_watch **list, void *owner,
