@@ -5,9 +5,9 @@ usage: compare.py PVNET_SOCKET REFERENCE_SOCKET
 Known, documented differences are normalised: DIRECTORY_PART's generation
 number (opaque) is replaced by "<gen>". Prints ok/not ok per case and
 "N passed, N failed"."""
-import socket
-import struct
 import sys
+
+import xsraw
 
 # (type, tx, payload); tx "T" = the id returned by the last TRANSACTION_START.
 CASES = [
@@ -62,49 +62,25 @@ CHANGES = [
 ]
 
 
-class Conn:
+class Conn(xsraw.Conn):
+    """Remembers the last transaction id; normalises DIRECTORY_PART."""
+
     def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.connect(path)
-        self.s.settimeout(5)
+        super().__init__(path, timeout=5)
         self.tx = 0
-
-    def _read(self, n):
-        b = b""
-        while len(b) < n:
-            c = self.s.recv(n - len(b))
-            if not c:
-                raise EOFError
-            b += c
-        return b
-
-    def events(self):
-        """Watch events that arrive within 0.2 s."""
-        out = []
-        self.s.settimeout(0.2)
-        try:
-            while True:
-                t, r, x, ln = struct.unpack("<IIII", self._read(16))
-                out.append((t, r, x, self._read(ln)))
-        except (socket.timeout, BlockingIOError):
-            pass
-        self.s.settimeout(5)
-        return out
 
     def call(self, ty, tx, payload, rid):
         txid = self.tx if tx == "T" else tx
-        self.s.sendall(struct.pack("<IIII", ty, rid, txid, len(payload)) + payload)
+        self.send(ty, payload, txid, req=rid)
         out = []
         while True:
-            h = self._read(16)
-            t, r, x, ln = struct.unpack("<IIII", h)
-            d = self._read(ln)
+            t, r, x, d = self.recv_msg()
             if t == 22:
                 d = b"<gen>" + d[d.index(b"\0"):]
             out.append((t, r, x if x != txid or tx != "T" else "T", d))
             if t == 6:
                 self.tx = int(d.rstrip(b"\0"))
-            if not (t == 15 and r == 0):
+            if not (t == xsraw.WATCH_EVENT and r == 0):
                 return out
 
 
