@@ -874,6 +874,8 @@ static void dispatch(struct xsd_conn *c)
 	int e;
 
 	c->payload[r.len] = '\0';   /* guard: string functions stop inside the buffer */
+	pv_debug("domain %u: %s req_id %u tx_id %u len %u", c->caller.domid,
+		 h && h->name ? h->name : "(unknown)", r.hdr.req_id, r.hdr.tx_id, r.len);
 	if (c->dom->has_target) {
 		c->caller.has_target = true;
 		c->caller.target = c->dom->target;

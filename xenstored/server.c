@@ -239,6 +239,12 @@ static int listen_on(struct xsd_server *srv, const char *path, unsigned domid, b
 		free(l);
 		return r;
 	}
+	/* A socket someone still answers on belongs to a running daemon. */
+	if (connect(l->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+		close(l->fd);
+		free(l);
+		return -EADDRINUSE;
+	}
 	unlink(path);
 	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l->fd, 128) < 0 ||
 	    chmod(path, 0600) < 0) {

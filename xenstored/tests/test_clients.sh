@@ -5,6 +5,7 @@ source "$PVNET_SRC/tests/lib.sh"
 source "$PVNET_SRC/xenstored/tests/xsd_lib.sh"
 
 D=$PV_TMP/xs
+export XC=/usr/lib/xen-4.17/bin/xenstore-control
 xsd_start "$D" || { echo "not ok - daemon start"; exit 1; }
 
 pv_check "socket exists" test -S "$D/socket"
@@ -38,17 +39,18 @@ xenstore-write /local/domain/0/relw/k 1
 wait $wpid
 pv_check "relative watch reports relative paths" bash -c "[ \"\$(tr '\n' ' ' <$out)\" = 'relw relw/k ' ]"
 
-pv_check "xenstore-control quota" bash -c '/usr/lib/xen-4.17/bin/xenstore-control quota | grep -q "^nodes  *: *1000"'
-pv_check "xenstore-control check" bash -c '[ "$(/usr/lib/xen-4.17/bin/xenstore-control check)" = OK ]'
+pv_check "xenstore-control quota" bash -c '$XC quota | grep -q "^nodes  *: *1000"'
+pv_check "xenstore-control check" bash -c '[ "$($XC check)" = OK ]'
 
 # Command line.
 pv_check "--help lists every option" bash -c "$XSD --help | grep -c -- '--' | awk '\$1 >= 16 { ok = 1 } END { exit !ok }' && $XSD --help | grep -q -- --quota-watches"
 pv_check "no --rundir is a usage error" bash -c "! $XSD 2>/dev/null"
 pv_check "bad quota value refused" bash -c "! $XSD --rundir $PV_TMP/x2 --quota-nodes abc 2>/dev/null"
 pv_check "log file written" grep -q "serving $D/socket" "$D/log"
+pv_check "a second daemon on the same rundir refuses to start" bash -c "! $XSD --rundir $D 2>/dev/null && xenstore-exists /local"
+pv_check "--log-level debug traces requests by name" bash -c "$XC log on >/dev/null && xenstore-read /a/b >/dev/null && grep -q 'READ req_id' $D/log && $XC log off >/dev/null"
 
 # SIGTERM: exits and removes its sockets (domain ones too).
-xenstore-control print introduce >/dev/null
 $PY - "$D/socket" <<'PY'
 import socket, struct, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
