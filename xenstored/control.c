@@ -83,7 +83,7 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 		struct xsd_domain *d;
 		if (pv_parse_uint(v[1], XSD_DOMID_MAX, &domid) < 0)
 			return EINVAL;
-		d = core->doms[domid];
+		d = xsd_domain_find(core, domid);
 		if (!d || !d->introduced)
 			return ENOENT;
 		for (struct xsd_conn *c = d->conns; c; c = c->dnext)

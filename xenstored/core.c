@@ -195,20 +195,30 @@ static void fire_special(struct xsd_core *core, const char *name)
 
 /* ---- domains and connections -------------------------------------------- */
 
+static struct xsd_domain **domain_slot(struct xsd_core *core, unsigned domid, bool create)
+{
+	return xsd_domtab_get(&core->doms, domid, sizeof(struct xsd_domain *), create);
+}
+
+struct xsd_domain *xsd_domain_find(struct xsd_core *core, unsigned domid)
+{
+	struct xsd_domain **slot = domain_slot(core, domid, false);
+
+	return slot ? *slot : NULL;
+}
+
 static struct xsd_domain *domain_get(struct xsd_core *core, unsigned domid, bool create)
 {
+	struct xsd_domain **slot = domain_slot(core, domid, create);
 	struct xsd_domain *d;
 
-	if (domid > XSD_DOMID_MAX)
-		return NULL;
-	d = core->doms[domid];
-	if (d || !create)
-		return d;
+	if (!slot || *slot || !create)
+		return slot ? *slot : NULL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
 	d->domid = domid;
-	core->doms[domid] = d;
+	*slot = d;
 	return d;
 }
 
@@ -216,7 +226,7 @@ static void domain_put(struct xsd_core *core, struct xsd_domain *d)
 {
 	if (d->introduced || d->nconns || d->domid == 0)
 		return;
-	core->doms[d->domid] = NULL;
+	*domain_slot(core, d->domid, false) = NULL;
 	free(d);
 }
 
@@ -297,12 +307,11 @@ struct xsd_core *xsd_core_new(const struct xsd_config *cfg, const struct xsd_cor
 	core->arg = arg;
 	xsd_watches_init(&core->watches);
 	core->st = xsd_store_new(&cfg->lim);
-	core->doms[0] = calloc(1, sizeof(struct xsd_domain));
-	if (!core->st || !core->doms[0]) {
+	if (!core->st || !domain_get(core, 0, true)) {
 		xsd_core_free(core);
 		return NULL;
 	}
-	core->doms[0]->introduced = true;
+	xsd_domain_find(core, 0)->introduced = true;
 	return core;
 }
 
@@ -310,8 +319,10 @@ void xsd_core_free(struct xsd_core *core)
 {
 	if (!core)
 		return;
-	for (unsigned i = 0; i <= XSD_DOMID_MAX; i++)
-		free(core->doms[i]);
+	for (unsigned i = xsd_domtab_next(&core->doms, 0); i <= XSD_DOMID_MAX;
+	     i = xsd_domtab_next(&core->doms, i + 1))
+		free(xsd_domain_find(core, i));
+	xsd_domtab_fini(&core->doms);
 	xsd_evlist_clear(&core->ev);
 	xsd_watches_fini(&core->watches);
 	xsd_store_free(core->st);
@@ -757,8 +768,9 @@ static int do_release(struct req *r)
 		c->dead = true;
 	}
 	/* Nobody may act as the released domain through a target any more. */
-	for (unsigned i = 0; i <= XSD_DOMID_MAX; i++) {
-		struct xsd_domain *o = core->doms[i];
+	for (unsigned i = xsd_domtab_next(&core->doms, 0); i <= XSD_DOMID_MAX;
+	     i = xsd_domtab_next(&core->doms, i + 1)) {
+		struct xsd_domain *o = xsd_domain_find(core, i);
 		if (o && o->has_target && o->target == domid)
 			o->has_target = false;
 	}
@@ -769,7 +781,7 @@ static int do_release(struct req *r)
 	e = reply_str(r, "OK");
 	if (core->ops->domain_gone)
 		core->ops->domain_gone(core->arg, domid);   /* frees d's connections */
-	d = core->doms[domid];
+	d = xsd_domain_find(core, domid);
 	if (d)
 		domain_put(core, d);
 	return e;

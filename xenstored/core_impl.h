@@ -9,6 +9,7 @@
 
 #include "common/xen.h"
 #include "xenstored/core.h"
+#include "xenstored/domtab.h"
 #include "xenstored/path.h"
 #include "xenstored/watch.h"
 
@@ -67,7 +68,7 @@ struct xsd_core {
 	struct xsd_watches watches;
 	const struct xsd_core_ops *ops;
 	void *arg;
-	struct xsd_domain *doms[XSD_DOMID_MAX + 1];
+	struct xsd_domtab doms;       /* struct xsd_domain * per domid */
 	struct xsd_evlist ev;         /* scratch, reused per request */
 	uint64_t conn_seq;
 	char path[XSD_PATH_BUF];      /* scratch canonical path */
@@ -82,6 +83,8 @@ struct req {
 	struct conn_tx *tx;
 };
 
+/* The domain record of `domid`, or NULL. */
+struct xsd_domain *xsd_domain_find(struct xsd_core *core, unsigned domid);
 /* Reply helpers (core.c): 0 or ENOMEM. */
 int reply(struct req *r, const void *data, size_t len);
 int reply_str(struct req *r, const char *s);

@@ -490,19 +490,29 @@ static struct acct_ent *acct_find(struct xsd_acct *a, unsigned domid, bool add)
 
 static long acct_count(struct view *v, unsigned domid)
 {
-	long n = v->st->owned[domid];
+	uint32_t *o = xsd_domtab_get(&v->st->owned, domid, sizeof(*o), false);
+	long n = o ? *o : 0;
 	struct acct_ent *e = v->acct ? acct_find(v->acct, domid, false) : NULL;
 
 	return e ? n + e->delta : n;
 }
 
-/* Node count changes; only fails (ENOMEM) for a delta table. */
+static uint32_t *owned(struct xsd_store *st, unsigned domid)
+{
+	return xsd_domtab_get(&st->owned, domid, sizeof(uint32_t), true);
+}
+
+/* Node count changes. ENOMEM only when a count or delta slot cannot be
+ * made; a delta's live slot is made now so that acct_apply cannot fail. */
 static int acct_add(struct view *v, unsigned domid, long delta)
 {
+	uint32_t *o = owned(v->st, domid);
 	struct acct_ent *e;
 
+	if (!o)
+		return ENOMEM;
 	if (!v->acct) {
-		v->st->owned[domid] = (uint32_t)((long)v->st->owned[domid] + delta);
+		*o = (uint32_t)((long)*o + delta);
 		v->st->nnodes = (unsigned long)((long)v->st->nnodes + delta);
 		return 0;
 	}
@@ -516,7 +526,8 @@ static int acct_add(struct view *v, unsigned domid, long delta)
 void acct_apply(struct xsd_store *st, struct xsd_acct *a)
 {
 	for (unsigned i = 0; i < a->n; i++) {
-		st->owned[a->e[i].domid] = (uint32_t)((long)st->owned[a->e[i].domid] + a->e[i].delta);
+		uint32_t *o = owned(st, a->e[i].domid);   /* exists: see acct_add */
+		*o = (uint32_t)((long)*o + a->e[i].delta);
 		st->nnodes = (unsigned long)((long)st->nnodes + a->e[i].delta);
 	}
 	a->n = 0;
@@ -639,12 +650,11 @@ struct xsd_store *xsd_store_new(const struct xsd_limits *lim)
 	if (!st)
 		return NULL;
 	st->lim = *lim;
-	st->owned = calloc(XSD_DOMID_MAX + 1, sizeof(*st->owned));
 	st->root = node_new("", 0, NULL, 0);
-	if (!st->owned || !st->root)
+	if (!st->root || !owned(st, 0))
 		goto fail;
 	st->root->p.one = n0;
-	st->owned[0] = 1;
+	*owned(st, 0) = 1;
 	st->nnodes = 1;
 	v.rootp = &st->root;
 	for (int i = 0; i < 2; i++) {
@@ -668,7 +678,7 @@ void xsd_store_free(struct xsd_store *st)
 	if (!st)
 		return;
 	node_unref(st->root);
-	free(st->owned);
+	xsd_domtab_fini(&st->owned);
 	free(st->special[0]);
 	free(st->special[1]);
 	free(st);
@@ -678,7 +688,9 @@ struct xsd_limits *xsd_store_limits(struct xsd_store *st) { return &st->lim; }
 
 unsigned xsd_store_domain_nodes(const struct xsd_store *st, unsigned domid)
 {
-	return domid <= XSD_DOMID_MAX ? st->owned[domid] : 0;
+	uint32_t *o = xsd_domtab_get((struct xsd_domtab *)&st->owned, domid, sizeof(*o), false);
+
+	return o ? *o : 0;
 }
 
 unsigned long xsd_store_nnodes(const struct xsd_store *st) { return st->nnodes; }
@@ -1202,9 +1214,11 @@ int xsd_store_domain_gone(struct xsd_store *st, unsigned domid, struct xsd_evlis
 
 /* ---- consistency check -------------------------------------------------- */
 
-static int check_node(const struct xsd_node *n, uint32_t *owned, unsigned long *count,
-		      uint64_t maxgen)
+static int check_node(const struct xsd_node *n, struct xsd_domtab *owned_seen,
+		      unsigned long *count, uint64_t maxgen)
 {
+	uint32_t *o;
+
 	if (n->refs < 1 || n->nperms < 1 || (n->nchild && !n->child) ||
 	    sizeof(*n) + n->namelen + 1 + n->vlen > malloc_usable_size((void *)n))
 		return EIO;
@@ -1212,28 +1226,45 @@ static int check_node(const struct xsd_node *n, uint32_t *owned, unsigned long *
 		return EIO;
 	if (memchr(node_name(n), '/', n->namelen))
 		return EIO;
-	owned[node_owner(n)]++;
+	o = xsd_domtab_get(owned_seen, node_owner(n), sizeof(*o), true);
+	if (!o)
+		return ENOMEM;
+	(*o)++;
 	(*count)++;
 	for (uint32_t i = 0; i < n->nchild; i++) {
 		const struct xsd_node *c = n->child[i];
-		if (!c->namelen || c->tgen > n->tgen || check_node(c, owned, count, maxgen))
+		int r;
+		if (!c->namelen || c->tgen > n->tgen)
 			return EIO;
+		r = check_node(c, owned_seen, count, maxgen);
+		if (r)
+			return r;
 	}
 	return 0;
 }
 
 int xsd_store_check(struct xsd_store *st)
 {
-	uint32_t *owned = calloc(XSD_DOMID_MAX + 1, sizeof(*owned));
+	struct xsd_domtab seen = { 0 };
 	unsigned long count = 0;
-	int r;
+	int r = check_node(st->root, &seen, &count, st->gen);
 
-	if (!owned)
-		return ENOMEM;
-	r = check_node(st->root, owned, &count, st->gen);
-	if (!r && (count != st->nnodes ||
-		   memcmp(owned, st->owned, (XSD_DOMID_MAX + 1) * sizeof(*owned))))
+	if (!r && count != st->nnodes)
 		r = EIO;
-	free(owned);
+	/* Every count seen must match, and every count kept must be seen. */
+	for (unsigned d = xsd_domtab_next(&st->owned, 0); !r && d <= XSD_DOMID_MAX;
+	     d = xsd_domtab_next(&st->owned, d + 1)) {
+		uint32_t *a, *b;
+		a = xsd_domtab_get(&seen, d, sizeof(*a), false);
+		b = xsd_domtab_get(&st->owned, d, sizeof(*b), false);
+		if ((a ? *a : 0) != *b)
+			r = EIO;
+	}
+	for (unsigned d = xsd_domtab_next(&seen, 0); !r && d <= XSD_DOMID_MAX;
+	     d = xsd_domtab_next(&seen, d + 1))
+		if (*(uint32_t *)xsd_domtab_get(&seen, d, sizeof(uint32_t), false) &&
+		    !xsd_domtab_get(&st->owned, d, sizeof(uint32_t), false))
+			r = EIO;
+	xsd_domtab_fini(&seen);
 	return r;
 }

@@ -12,6 +12,7 @@
 #ifndef PVNET_XENSTORED_STORE_IMPL_H
 #define PVNET_XENSTORED_STORE_IMPL_H
 
+#include "xenstored/domtab.h"
 #include "xenstored/map.h"
 #include "xenstored/store.h"
 
@@ -52,7 +53,7 @@ struct xsd_acct {
 struct xsd_store {
 	struct xsd_node *root;
 	uint64_t gen;
-	uint32_t *owned;          /* [XSD_DOMID_MAX + 1] live node counts */
+	struct xsd_domtab owned;  /* uint32_t live node count per domain */
 	unsigned long nnodes;     /* live tree */
 	struct xsd_limits lim;
 	struct xsd_perm *special[2];
