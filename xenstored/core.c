@@ -918,6 +918,8 @@ long xsd_conn_input(struct xsd_conn *c, const void *buf, size_t len)
 	const uint8_t *p = buf;
 	size_t used = 0;
 
+	if (c->broken)
+		return -EPROTO;   /* once broken, always broken: never read past */
 	if (c->dead)
 		return -EPIPE;
 	while (used < len && !xsd_conn_throttled(c) && !c->dead) {
@@ -930,8 +932,10 @@ long xsd_conn_input(struct xsd_conn *c, const void *buf, size_t len)
 			if (c->have < hs)
 				break;
 			memcpy(&c->hdr, c->hdrbuf, hs);
-			if (c->hdr.len > XENSTORE_PAYLOAD_MAX)
+			if (c->hdr.len > XENSTORE_PAYLOAD_MAX) {
+				c->broken = true;
 				return -EPROTO;
+			}
 		}
 		n = PV_MIN(c->hdr.len - (c->have - hs), len - used);
 		memcpy(c->payload + (c->have - hs), p + used, n);

@@ -67,8 +67,9 @@ void *xsd_conn_user(const struct xsd_conn *c);
 
 /* Feed bytes from the peer; complete requests are handled at once. Returns
  * the bytes consumed (fewer than len once the connection is throttled), or
- * -EPROTO if the connection must be dropped (payload over 4096 bytes), or
- * -EPIPE if it is dead (its domain was released). */
+ * -EPROTO if the connection must be dropped (payload over 4096 bytes; every
+ * later call says -EPROTO too), or -EPIPE if it is dead (its domain was
+ * released). */
 long xsd_conn_input(struct xsd_conn *c, const void *buf, size_t len);
 /* Too many unsent replies: stop reading until output drains. */
 bool xsd_conn_throttled(const struct xsd_conn *c);

@@ -44,7 +44,8 @@ struct xsd_conn {
 	struct xsd_caller caller;
 	uint64_t seq;                     /* creation order (watch event order) */
 	void *user;
-	bool dead;
+	bool dead;                        /* its domain was released */
+	bool broken;                      /* protocol violation: input refused */
 	/* input: header, then payload (plus a NUL guard) */
 	uint8_t hdrbuf[sizeof(struct xsd_sockmsg)];
 	struct xsd_sockmsg hdr;

@@ -154,6 +154,8 @@ static void test_framing(void **state)
 	assert_string_equal(out, "n0");
 }
 
+static char big_payload[8192];
+
 static void test_bad_input(void **state)
 {
 	struct fix *f = *state;
@@ -190,6 +192,9 @@ static void test_bad_input(void **state)
 	/* The connection still works; an oversized payload drops it. */
 	assert_string_equal(CALL(f->c[0], XS_READ, "/"), "");
 	assert_int_equal(xsd_conn_input(f->c[0], &h, sizeof(h)), -EPROTO);
+	/* A caller that keeps feeding it gets -EPROTO again, nothing is read. */
+	assert_int_equal(xsd_conn_input(f->c[0], big_payload, sizeof(big_payload)), -EPROTO);
+	assert_int_equal(xsd_conn_input(f->c[0], &h, 1), -EPROTO);
 }
 
 static void test_throttle(void **state)
