@@ -168,11 +168,19 @@ static void send_event(struct xsd_conn *c, const char *path, const char *token)
 	queue(c, m);
 }
 
+/* SET_TARGET may have changed what the connection's domain acts for. */
+static void refresh_caller(struct xsd_conn *c)
+{
+	c->caller.has_target = c->dom->has_target;
+	c->caller.target = c->dom->target;
+}
+
 static void deliver(struct xsd_watch *w, const struct xsd_event *e, void *arg)
 {
 	struct xsd_conn *c = w->owner;
 
 	(void)arg;
+	refresh_caller(c);
 	if (c->dead || !xsd_event_visible(e, &c->caller))
 		return;
 	send_event(c, e->path + (strlen(e->path) >= w->strip ? w->strip : 0), w->token);
@@ -888,12 +896,7 @@ static void dispatch(struct xsd_conn *c)
 	c->payload[r.len] = '\0';   /* guard: string functions stop inside the buffer */
 	pv_debug("domain %u: %s req_id %u tx_id %u len %u", c->caller.domid,
 		 h && h->name ? h->name : "(unknown)", r.hdr.req_id, r.hdr.tx_id, r.len);
-	if (c->dom->has_target) {
-		c->caller.has_target = true;
-		c->caller.target = c->dom->target;
-	} else {
-		c->caller.has_target = false;
-	}
+	refresh_caller(c);
 	if (!h || !h->fn) {
 		e = ENOSYS;
 	} else if ((h->flags & F_PRIV) && !c->caller.priv) {

@@ -284,6 +284,16 @@ static void test_domains(void **state)
 	assert_string_equal(CALL(f->c[2], XS_INTRODUCE, "6\0" "0\0" "1"), "E:EACCES");
 	assert_string_equal(CALL(f->c[2], XS_IS_DOMAIN_INTRODUCED, "5"), "E:EACCES");
 	assert_string_equal(CALL(f->c[2], XS_CONTROL, "help"), "E:EACCES");
+	/* SET_TARGET: domain 6 (a device model) acts for domain 5. */
+	assert_string_equal(CALL(f->c[0], XS_INTRODUCE, "6\0" "0\0" "1"), "OK");
+	while (next(f->c[1], &h, out))   /* its @introduceDomain */
+		;
+	f->c[3] = xsd_conn_new(f->core, 6, false);
+	assert_string_equal(CALL(f->c[3], XS_READ, "/local/domain/5/rel"), "E:EACCES");
+	assert_string_equal(CALL(f->c[0], XS_SET_TARGET, "6\0" "9"), "E:ENOENT");
+	assert_string_equal(CALL(f->c[0], XS_SET_TARGET, "6\0" "5"), "OK");
+	assert_string_equal(CALL(f->c[3], XS_READ, "/local/domain/5/rel"), "v");
+	assert_string_equal(CALL(f->c[3], XS_WRITE, "/local/domain/5/dm\0x"), "OK");
 	assert_string_equal(CALL(f->c[2], XS_WATCH, "w\0t"), "OK");
 	assert_true(next(f->c[2], &h, out) || true);
 	/* Re-introduce: state dropped, connection kept, no event. */
