@@ -196,6 +196,10 @@ static void vif_json(void *arg, const struct nb_dev_info *info)
 		  vif ? (unsigned long long)nb_vif_connected_ns(vif) : 0ULL);
 	for (unsigned q = 0; q < nq; q++)
 		sums_add(&all, nb_vif_queue_stats(vif, q));
+	/* The vif netdev's view, as Linux counts: tx = to the guest, rx = from
+	 * it (what the toolstack reads for a migration's blackout). */
+	sb_printf(b, ",\"first_tx_ns\":%llu,\"last_tx_ns\":%llu,\"first_rx_ns\":%llu,\"last_rx_ns\":%llu",
+		  all.to.first_ns, all.to.last_ns, all.from.first_ns, all.from.last_ns);
 	sb_printf(b, ",");
 	sums_json(b, &all);
 	sb_printf(b, ",\"per_queue\":[");

@@ -239,6 +239,10 @@ static void case_handshake(struct tf_env *e)
 	CHECK(stat_value(e, &v, "from_guest", "first_ns") > 0 &&
 	      stat_value(e, &v, "from_guest", "last_ns") >= stat_value(e, &v, "from_guest", "first_ns"),
 	      "stats have first/last timestamps");
+	CHECK(stat_value(e, &v, "connected_ns", "first_rx_ns") == stat_value(e, &v, "from_guest", "first_ns") &&
+	      stat_value(e, &v, "connected_ns", "last_tx_ns") == stat_value(e, &v, "to_guest", "last_ns") &&
+	      stat_value(e, &v, "connected_ns", "first_tx_ns") > 0,
+	      "first/last_tx/rx_ns as the vif netdev counts (the toolstack's keys)");
 }
 
 static void case_queues(struct tf_env *e, unsigned nq, bool split)
