@@ -114,14 +114,14 @@ static void on_unmask_timer(struct pv_loop *loop, void *arg)
  * question), then unmask now or after the storm delay. */
 static void handle_port(struct nb_queue *q, evtchn_port_t port)
 {
-	bool is_tx = port == q->tx_port, is_rx = port == q->rx_port, work = false;
+	bool is_tx = port == q->tx_port, is_rx = port == q->rx_port, work = false, tx_work = false;
 	struct nb_storm *storm = is_tx ? &q->storm_tx : &q->storm_rx;
 	uint64_t delay;
 
 	if (is_tx) {
 		RING_IDX prod = __atomic_load_n(&q->tx.sring->req_prod, __ATOMIC_ACQUIRE);
 		if (prod != q->tx.req_cons) {
-			work = true;
+			work = tx_work = true;
 			q->tx_kick = true;
 		}
 	}
@@ -143,6 +143,12 @@ static void handle_port(struct nb_queue *q, evtchn_port_t port)
 		return;
 	}
 	if (delay == 0) {
+		/* As NAPI keeps the interrupt off while it polls: the tx port
+		 * stays masked until a tx round finds the ring idle (run()). */
+		if (tx_work) {
+			q->tx_unmask_pending = true;
+			return;
+		}
 		unmask_port(q, port);
 		return;
 	}
@@ -343,6 +349,39 @@ static void report_init(struct nb_queue *q, int err)
 	pthread_mutex_unlock(&q->init_lock);
 }
 
+void nb_q_flush(struct nb_queue *q)
+{
+	int notify;
+
+	if (q->nunmap) {
+		int r = pv_gnttab_unmap_batch(q->gt, q->nunmap, q->unmap, q->unmap_status);
+
+		if (r < 0)
+			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
+		q->nunmap = 0;
+		if (nb_q_revoked(q))
+			return;
+	}
+	/* Only now that we no longer use the grants do the responses go. */
+	if (q->tx_dirty) {
+		q->tx_dirty = false;
+		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&q->tx, notify);
+		if (notify)
+			nb_q_notify(q, q->tx_port);
+	}
+	if (q->rx_dirty) {
+		q->rx_dirty = false;
+		q->rx.rsp_prod_pvt = q->rx.req_cons;
+		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&q->rx, notify);
+		if (notify)
+			nb_q_notify(q, q->rx_port);
+	}
+	if (q->tx_fatal[0]) {
+		nb_q_fatal(q, "%s", q->tx_fatal);
+		q->tx_fatal[0] = '\0';
+	}
+}
+
 /* May the data path touch the rings? Not once the vif is disabled or the
  * domain is gone (checked again between the tx and rx rounds). */
 static bool active(struct nb_queue *q)
@@ -367,6 +406,12 @@ static void run(struct nb_queue *q)
 			q->tx_kick = nb_tx_round(q);
 		if (q->rx_kick && active(q))
 			q->rx_kick = nb_rx_round(q);
+		if (!q->dead)
+			nb_q_flush(q);
+		if (!q->tx_kick && q->tx_unmask_pending && active(q)) {
+			q->tx_unmask_pending = false;
+			unmask_port(q, q->tx_port);
+		}
 	}
 }
 
@@ -397,12 +442,10 @@ static void queue_free(struct nb_queue *q)
 	free(q->tx_reqs);
 	free(q->tx_pkts);
 	free(q->tx_ops);
-	free(q->tx_handles);
-	free(q->tx_status);
 	free(q->rx_win);
 	free(q->rx_ops);
-	free(q->rx_handles);
-	free(q->rx_status);
+	free(q->unmap);
+	free(q->unmap_status);
 	free(q->spill);
 	free(q);
 }
@@ -429,18 +472,16 @@ int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	q->tx_reqs = calloc(ring, sizeof(*q->tx_reqs));
 	q->tx_pkts = calloc(NB_TX_BATCH, sizeof(*q->tx_pkts));
 	q->tx_ops = calloc(ring, sizeof(*q->tx_ops));
-	q->tx_handles = calloc(ring, sizeof(*q->tx_handles));
-	q->tx_status = calloc(ring, sizeof(*q->tx_status));
 	q->rx_win = calloc(ring, sizeof(*q->rx_win));
 	q->rx_ops = calloc(ring, sizeof(*q->rx_ops));
-	q->rx_handles = calloc(ring, sizeof(*q->rx_handles));
-	q->rx_status = calloc(ring, sizeof(*q->rx_status));
+	q->unmap = calloc(2 * ring, sizeof(*q->unmap));
+	q->unmap_status = calloc(2 * ring, sizeof(*q->unmap_status));
 	q->spill = malloc(NB_RX_SPILL);
 	for (unsigned i = 0; q->rx_win && i < ring; i++)
 		q->rx_win[i].status = GNTST_general_error;
 	q->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!q->tx_reqs || !q->tx_pkts || !q->tx_ops || !q->tx_handles || !q->tx_status ||
-	    !q->rx_win || !q->rx_ops || !q->rx_handles || !q->rx_status || !q->spill || q->stop_efd < 0) {
+	if (!q->tx_reqs || !q->tx_pkts || !q->tx_ops || !q->unmap || !q->unmap_status ||
+	    !q->rx_win || !q->rx_ops || !q->spill || q->stop_efd < 0) {
 		snprintf(err, errlen, "allocating queue %u", cfg->id);
 		queue_free(q);
 		return -ENOMEM;

@@ -61,6 +61,7 @@ struct nb_queue {
 	bool dead;        /* the domain went away: never touch its memory again */
 	bool idle;        /* vif disabled: stop processing */
 	bool tx_kick, rx_kick;
+	bool tx_unmask_pending;  /* tx port left masked while the tx ring is busy (NAPI) */
 	bool tap_readable;
 	bool rx_blocked;  /* waiting for the frontend to post rx buffers */
 	bool tap_watched;
@@ -84,24 +85,31 @@ struct nb_queue {
 	struct netif_tx_request *tx_reqs;       /* [ring size] */
 	struct nb_tx_pkt *tx_pkts;              /* [NB_TX_BATCH] */
 	struct pv_gnttab_map_op *tx_ops;        /* [ring size] */
-	uint32_t *tx_handles;                   /* [ring size] */
-	int16_t *tx_status;
+	char tx_fatal[128];                     /* found this round, reported at the flush */
 
 	/* rx */
 	struct nb_rx_layout rx_layout;
 	struct nb_rx_slotmap *rx_win;           /* [ring size], by index & mask */
 	RING_IDX rx_mapped;                     /* end of the mapped window */
 	struct pv_gnttab_map_op *rx_ops;
-	uint32_t *rx_handles;
-	int16_t *rx_status;
+
+	/* The round's end (nb_q_flush): grants of both directions unmapped in
+	 * one batch, then the responses of both rings pushed. */
+	uint32_t *unmap;                        /* [2 x ring size] */
+	int16_t *unmap_status;
+	unsigned nunmap;
+	bool tx_dirty, rx_dirty;                /* responses written, not yet pushed */
 	uint8_t *spill;
 
 	struct nb_qstats st;
 };
 
-/* tx.c / rx.c: one bounded round; true if more work is already waiting. */
+/* tx.c / rx.c: one bounded round; true if more work is already waiting.
+ * A round writes its responses into the ring and queues its grants in
+ * q->unmap; nb_q_flush() unmaps them and pushes (both directions at once). */
 bool nb_tx_round(struct nb_queue *q);
 bool nb_rx_round(struct nb_queue *q);
+void nb_q_flush(struct nb_queue *q);
 /* rx.c: unmap every rx buffer still held (teardown). */
 void nb_rx_release(struct nb_queue *q);
 /* rx.c: throw away what waits in the TAP (drain timeout). */

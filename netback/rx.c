@@ -11,8 +11,9 @@
  * otherwise the queue blocks: req_event asks the frontend to notify us once
  * that many are posted, the TAP is no longer watched, and the kernel keeps
  * the frames (the TAP queue's own bound). Responses go in the slots of their
- * requests; the round's buffers are unmapped in one batch before the
- * responses are pushed.
+ * requests; the round's used buffers go to q->unmap, unmapped at the round's
+ * end together with the tx grants (nb_q_flush) before the responses are
+ * pushed.
  * Guards (Linux's, adapted): while blocked, frames waiting longer than the
  * drain timeout (10 s; 30 ms without feature-rx-notify) are thrown away; a
  * queue blocked longer than the stall timeout (60 s; off without rx-notify)
@@ -83,34 +84,28 @@ static bool rx_map_more(struct nb_queue *q, RING_IDX prod)
 	return true;
 }
 
-/* Unmap the okay mappings of [from, to); false if the domain is gone. */
-static bool rx_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
+/* Queue the okay mappings of [from, to) for unmapping (q->unmap). */
+static void rx_queue_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
 {
-	unsigned n = 0;
-
 	for (RING_IDX i = from; i != to; i++) {
 		struct nb_rx_slotmap *s = win(q, i);
 
 		if (s->status == GNTST_okay)
-			q->rx_handles[n++] = s->handle;
+			q->unmap[q->nunmap++] = s->handle;
 		s->status = GNTST_general_error;
 		s->page = NULL;
 	}
-	if (n) {
-		int r = pv_gnttab_unmap_batch(q->gt, n, q->rx_handles, q->rx_status);
-
-		if (r < 0)
-			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
-		if (nb_q_revoked(q))
-			return false;
-	}
-	return true;
 }
 
 void nb_rx_release(struct nb_queue *q)
 {
-	if (q->rx_ring_mapped)
-		(void)rx_unmap(q, q->rx.req_cons, q->rx_mapped);
+	if (q->rx_ring_mapped) {
+		q->nunmap = 0;
+		rx_queue_unmap(q, q->rx.req_cons, q->rx_mapped);
+		if (q->nunmap)
+			(void)pv_gnttab_unmap_batch(q->gt, q->nunmap, q->unmap, q->unmap_status);
+		q->nunmap = 0;
+	}
 	q->rx_mapped = q->rx.req_cons;
 }
 
@@ -338,7 +333,6 @@ bool nb_rx_round(struct nb_queue *q)
 	RING_IDX start = q->rx.req_cons, prod;
 	unsigned need = q->rx_layout.nreqs, frames = 0;
 	bool more = false;
-	int notify;
 
 	if (!rx_load_prod(q, &prod))
 		return false;
@@ -372,12 +366,8 @@ bool nb_rx_round(struct nb_queue *q)
 		more = frames == NB_RX_BATCH;
 	}
 	if (q->rx.req_cons != start) {
-		if (!rx_unmap(q, start, q->rx.req_cons))
-			return false;
-		q->rx.rsp_prod_pvt = q->rx.req_cons;
-		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&q->rx, notify);
-		if (notify)
-			nb_q_notify(q, q->rx_port);
+		rx_queue_unmap(q, start, q->rx.req_cons);
+		q->rx_dirty = true;
 	}
 	return more && !q->idle && !q->dead;
 }

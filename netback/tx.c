@@ -5,9 +5,11 @@
  * packet by packet (txparse.c, Linux's rules), map every data slot of the
  * round in one pv_gnttab_map_batch, write each frame to the TAP with one
  * writev straight from the mapped pages ([virtio_net_hdr, slot, slot, ...]),
- * unmap everything in one pv_gnttab_unmap_batch, then push the responses
- * (one per slot: the request's status, NETIF_RSP_NULL for extra-info slots)
- * and notify as the event index asks.
+ * and write the responses into the ring (one per slot: the request's status,
+ * NETIF_RSP_NULL for extra-info slots). The grants go to q->unmap: the
+ * round's end (nb_q_flush, queue.c) unmaps them together with the rx
+ * round's in one pv_gnttab_unmap_batch and only then pushes the responses
+ * and notifies as the event index asks.
  * Offloaded frames (csum_blank or GSO) first copy their headers (at most
  * NIF_MAX_HDR_LEN bytes) into local memory: that copy is what is parsed for
  * the checksum position and what the kernel gets, so the frontend cannot
@@ -194,11 +196,10 @@ bool nb_tx_round(struct nb_queue *q)
 {
 	netif_tx_back_ring_t *ring = &q->tx;
 	RING_IDX cons = ring->req_cons, prod;
-	unsigned avail, pos = 0, npkts = 0, nops = 0, nunmap = 0;
+	unsigned avail, pos = 0, npkts = 0, nops = 0;
 	unsigned first_op[NB_TX_BATCH];
-	char fatal[sizeof(q->tx_pkts[0].msg)] = "";
 	bool gone = false;
-	int notify, more;
+	int more;
 
 	prod = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
 	if (prod - cons > RING_SIZE(ring)) {
@@ -218,7 +219,7 @@ bool nb_tx_round(struct nb_queue *q)
 			break;
 		v = nb_tx_parse(q->tx_reqs + pos, avail - pos, q->cfg.fatal_slots, p);
 		if (v == NB_TX_FATAL) {
-			pv_strlcpy(fatal, p->msg, sizeof(fatal));
+			pv_strlcpy(q->tx_fatal, p->msg, sizeof(q->tx_fatal));
 			break;
 		}
 		if (atomic_load_explicit(&q->credit_usec, memory_order_relaxed))
@@ -233,7 +234,6 @@ bool nb_tx_round(struct nb_queue *q)
 		npkts++;
 	}
 	ring->req_cons = cons + pos;
-
 	if (nops) {
 		int r = pv_gnttab_map_batch(q->gt, nops, q->tx_ops);
 
@@ -277,7 +277,7 @@ bool nb_tx_round(struct nb_queue *q)
 		uint8_t *pages[NB_TX_MAX_DATA];
 		for (unsigned k = 0; k < p->ndata; k++) {
 			if (ops[k].status == GNTST_okay) {
-				q->tx_handles[nunmap++] = ops[k].handle;
+				q->unmap[q->nunmap++] = ops[k].handle;
 				pages[k] = ops[k].addr;
 				continue;
 			}
@@ -304,25 +304,14 @@ bool nb_tx_round(struct nb_queue *q)
 		tx_respond_all(q, reqs, p, status);
 	}
 
-	if (nunmap) {
-		int r = pv_gnttab_unmap_batch(q->gt, nunmap, q->tx_handles, q->tx_status);
-
-		if (r < 0)
-			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
-		if (nb_q_revoked(q))
-			return false;
-	}
+	if (npkts)
+		q->tx_dirty = true;
 	if (gone) {
 		nb_q_domain_gone(q);
 		return false;
 	}
-	RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, notify);
-	if (notify)
-		nb_q_notify(q, q->tx_port);
-	if (fatal[0]) {
-		nb_q_fatal(q, "%s", fatal);
+	if (q->tx_fatal[0])
 		return false;
-	}
 	if (q->rate_limited)
 		return false;  /* the credit timer kicks us */
 	if (ring->req_cons != prod)
