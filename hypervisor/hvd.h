@@ -39,6 +39,7 @@
 #define HVD_MAX_PORTS         131071u      /* the FIFO ABI limit */
 #define HVD_MAX_MAPTRACK      (1u << 22)
 #define HVD_MAX_NOTICES       4096u        /* queued per connection */
+#define HVD_MAX_CONNS_DOMU    64u          /* connections per unprivileged domain */
 
 struct hvd_opts {
 	const char *rundir;        /* NULL: no sockets */
@@ -68,6 +69,7 @@ struct hvd_domain {
 	int listen_fd;             /* per-domain socket; -1 for dom0 / no rundir */
 	char *sock_path;
 	struct hvd_conn *suspender;   /* blocked in HVP_SUSPEND */
+	unsigned nconns;
 };
 
 struct hvd_conn {

@@ -1260,6 +1260,22 @@ static void test_garbage(void **state)
 	assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
 	assert_int_equal(di.state, PV_DOM_RUNNING);
 
+	/* A domain may not hold more than 64 connections (fds are shared). */
+	{
+		int many[70], refused = 0;
+		h = hdr(HVP_HELLO, 0, 0, 0);
+		for (int i = 0; i < 70; i++) {
+			struct hvp_hdr rep;
+			many[i] = raw_connect(sock);
+			/* A refused connection is closed by the daemon at once. */
+			if (send(many[i], &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h) ||
+			    !readable(many[i], 5000) || recv(many[i], &rep, sizeof(rep), 0) <= 0)
+				refused++;
+		}
+		assert_int_equal(refused, 70 - 63); /* ufd is the 64th */
+		for (int i = 0; i < 70; i++)
+			close(many[i]);
+	}
 	close(fd);
 	close(ufd);
 	/* And the daemon serves as before. */
