@@ -134,6 +134,10 @@ int hvd_listen_domain(struct hvd *h, struct hvd_domain *d);
 
 /* ---- domains: domain.c ------------------------------------------------------ */
 struct hvd_domain *hvd_domain_get(struct hvd *h, uint32_t domid);
+/* The domid a new domain gets (`want` 0: Xen's rule, next free after the last
+ * allocated, wrapping below DOMID_FIRST_RESERVED): 0, -EEXIST, -EINVAL or
+ * -ENOSPC. Moves h->rover when it allocates. */
+int hvd_domid_pick(struct hvd *h, uint32_t want, uint32_t *out);
 int hvd_domain_create(struct hvd *h, const struct hvp_domcfg *cfg, struct hvd_domain **out);
 /* dom0: implicit, privileged, never destroyed. */
 int hvd_domain_create_dom0(struct hvd *h);
