@@ -754,17 +754,23 @@ static int known_domain(struct req *r, unsigned domid, struct xsd_domain **out)
 	return 0;
 }
 
+/* RELEASE and RESUME: one introduced domain other than 0. */
+static int guest_arg(struct req *r, unsigned *domid, struct xsd_domain **d)
+{
+	int e = domid_arg(r, domid);
+
+	if (!e && *domid == 0)
+		e = EINVAL;
+	return e ? e : known_domain(r, *domid, d);
+}
+
 static int do_release(struct req *r)
 {
 	struct xsd_core *core = r->c->core;
 	struct xsd_domain *d;
 	unsigned domid;
-	int e = domid_arg(r, &domid);
+	int e = guest_arg(r, &domid, &d);
 
-	if (!e && domid == 0)
-		e = EINVAL;
-	if (!e)
-		e = known_domain(r, domid, &d);
 	if (e)
 		return e;
 	d->introduced = false;
@@ -813,12 +819,8 @@ static int do_resume(struct req *r)
 {
 	struct xsd_domain *d;
 	unsigned domid;
-	int e = domid_arg(r, &domid);
+	int e = guest_arg(r, &domid, &d);
 
-	if (!e && domid == 0)
-		e = EINVAL;
-	if (!e)
-		e = known_domain(r, domid, &d);
 	/* The "shutdown reported" flag lives with the hypervisor here: nothing
 	 * to clear, RESUME only validates the domain. */
 	return e ? e : xsd_reply_str(r, "OK");
