@@ -111,15 +111,17 @@ static void tx_xmit(struct fq *f)
 	}
 }
 
-/* tx responses: free the pages of completed packets. */
+/* tx responses: free the pages of completed packets. Responses are reaped
+ * lazily (before each transmit); a notification is asked for (rsp_event)
+ * only when the ring or the page pool runs short, so a streaming frontend
+ * is not woken for every response. */
 static void tx_gc(struct fq *f)
 {
 	struct tf_queue *tq = &f->v->q[f->q];
-	int more;
+	RING_IDX rp;
 
-	do {
-		RING_IDX rp = __atomic_load_n(&tq->tx.sring->rsp_prod, __ATOMIC_ACQUIRE);
-
+	for (;;) {
+		rp = __atomic_load_n(&tq->tx.sring->rsp_prod, __ATOMIC_ACQUIRE);
 		while (tq->tx.rsp_cons != rp) {
 			tq->tx.rsp_cons++;
 			if (f->head_left == 0)
@@ -127,8 +129,15 @@ static void tx_gc(struct fq *f)
 			if (--f->head_left == 0)
 				f->pages_freed += f->pkt_pages[f->pkt_head++ % TXR];
 		}
-		RING_FINAL_CHECK_FOR_RESPONSES(&tq->tx, more);
-	} while (more);
+		if (RING_FREE_REQUESTS(&tq->tx) >= MAX_PAGES + 2 &&
+		    TXR - (f->pages_used - f->pages_freed) >= MAX_PAGES)
+			return;
+		/* Short of room: be woken when half of what is in flight is back. */
+		tq->tx.sring->rsp_event = tq->tx.rsp_cons + (tq->tx.req_prod_pvt - tq->tx.rsp_cons + 1) / 2;
+		mb();
+		if (__atomic_load_n(&tq->tx.sring->rsp_prod, __ATOMIC_ACQUIRE) == rp)
+			return;
+	}
 }
 
 /* rx ring -> guest TAP, buffers reposted. */
@@ -228,10 +237,12 @@ static void *worker(void *arg)
 			continue;
 		while ((port = pv_evtchn_pending(tq->ec)) > 0)
 			(void)pv_evtchn_unmask(tq->ec, (evtchn_port_t)port);
-		tx_gc(f);
 		rx_recv(f);
-		if (p[0].revents & POLLIN)
+		tx_gc(f);
+		if (p[0].revents & POLLIN) {
 			tx_xmit(f);
+			tx_gc(f);
+		}
 	}
 	return NULL;
 }
