@@ -58,6 +58,7 @@ struct nb_daemon {
 	char home[64];       /* /local/domain/0 */
 	char root[96];       /* <home>/backend/vif */
 	char hv_path[256];
+	struct nb_own_mem own;   /* dom0 memory for grant copies (base NULL: none) */
 	struct nb_dev *devs;
 	bool failed;
 };
@@ -353,6 +354,7 @@ static int backend_connect(struct nb_dev *dev)
 		cfgs[q].domid = dev->fe_domid;
 		cfgs[q].fatal_slots = d->o.fatal_slots;
 		cfgs[q].hv_path = d->hv_path;
+		cfgs[q].own = d->own.pa ? &d->own : NULL;
 		cfgs[q].credit_bytes = credit_bytes;
 		cfgs[q].credit_usec = credit_usec;
 		if ((r = connect_data_rings(dev, q, requested, &cfgs[q])) < 0)
@@ -887,6 +889,13 @@ struct nb_daemon *nb_backend_new(struct pv_loop *loop, const struct nb_backend_o
 		snprintf(err, errlen, "connecting to the hypervisor at %s: %s", d->hv_path, strerror(errno));
 		goto fail;
 	}
+	/* dom0's I/O memory receives the grant copies of small tx packets;
+	 * without it every packet is mapped. */
+	d->own.base = pv_hv_map_own_memory(d->hv, NULL, &d->own.npages);
+	if (d->own.base)
+		d->own.pa = pv_pagealloc_new(d->own.base, d->own.npages, 0);
+	if (!d->own.pa)
+		pv_warn("no dom0 memory for grant copies (%s): small packets will be mapped", strerror(errno));
 	home = xs_get_domain_path(d->xs, pv_hv_domid(d->hv));
 	if (!home) {
 		snprintf(err, errlen, "reading our domain path: %s", strerror(errno));
@@ -927,6 +936,7 @@ void nb_backend_free(struct nb_daemon *d)
 		(void)pv_loop_del_fd(d->loop, pv_hv_fd(d->hv));
 		pv_hv_close(d->hv);
 	}
+	pv_pagealloc_free(d->own.pa);
 	free(d);
 }
 

@@ -294,6 +294,12 @@ static int setup(struct nb_queue *q)
 		return -errno;
 	if ((r = map_rings(q)) < 0 || (r = bind_ports(q)) < 0)
 		return r;
+	if (q->cfg.own) {
+		q->copybuf_frame = pv_page_alloc(q->cfg.own->pa, NB_TX_COPY_PAGES);
+		if (q->copybuf_frame >= 0 &&
+		    pv_gnttab_set_own_memory(q->gt, q->cfg.own->base, q->cfg.own->npages) == 0)
+			q->copybuf = pv_page_addr(q->cfg.own->pa, (uint32_t)q->copybuf_frame);
+	}
 	q->loop = pv_loop_new();
 	if (!q->loop)
 		return -ENOMEM;
@@ -332,6 +338,10 @@ static void teardown(struct nb_queue *q)
 	}
 	pv_loop_free(q->loop);
 	q->loop = NULL;
+	if (q->copybuf_frame >= 0)
+		pv_page_free(q->cfg.own->pa, (uint32_t)q->copybuf_frame, NB_TX_COPY_PAGES);
+	q->copybuf_frame = -1;
+	q->copybuf = NULL;
 	if (q->ec)
 		pv_evtchn_close(q->ec);  /* unbinds our ports */
 	q->ec = NULL;
@@ -442,6 +452,9 @@ static void queue_free(struct nb_queue *q)
 	free(q->tx_reqs);
 	free(q->tx_pkts);
 	free(q->tx_ops);
+	free(q->tx_copy);
+	free(q->tx_copy_off);
+	free(q->tx_copy_len);
 	free(q->rx_win);
 	free(q->rx_ops);
 	free(q->unmap);
@@ -463,6 +476,7 @@ int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	}
 	q->cfg = *cfg;
 	q->stop_efd = -1;
+	q->copybuf_frame = -1;
 	pthread_mutex_init(&q->init_lock, NULL);
 	pthread_cond_init(&q->init_cond, NULL);
 	snprintf(q->name, sizeof(q->name), "%s-q%u", nb_vif_name(cfg->vif), cfg->id);
@@ -472,6 +486,9 @@ int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	q->tx_reqs = calloc(ring, sizeof(*q->tx_reqs));
 	q->tx_pkts = calloc(NB_TX_BATCH, sizeof(*q->tx_pkts));
 	q->tx_ops = calloc(ring, sizeof(*q->tx_ops));
+	q->tx_copy = calloc(NB_TX_BATCH, sizeof(*q->tx_copy));
+	q->tx_copy_off = calloc(ring, sizeof(*q->tx_copy_off));
+	q->tx_copy_len = calloc(ring, sizeof(*q->tx_copy_len));
 	q->rx_win = calloc(ring, sizeof(*q->rx_win));
 	q->rx_ops = calloc(ring, sizeof(*q->rx_ops));
 	q->unmap = calloc(2 * ring, sizeof(*q->unmap));
@@ -480,7 +497,8 @@ int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	for (unsigned i = 0; q->rx_win && i < ring; i++)
 		q->rx_win[i].status = GNTST_general_error;
 	q->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!q->tx_reqs || !q->tx_pkts || !q->tx_ops || !q->unmap || !q->unmap_status ||
+	if (!q->tx_reqs || !q->tx_pkts || !q->tx_ops || !q->tx_copy || !q->tx_copy_off ||
+	    !q->tx_copy_len || !q->unmap || !q->unmap_status ||
 	    !q->rx_win || !q->rx_ops || !q->spill || q->stop_efd < 0) {
 		snprintf(err, errlen, "allocating queue %u", cfg->id);
 		queue_free(q);

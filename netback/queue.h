@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common/xen.h"
+#include "hypervisor/hv.h"
 #include "netback/keys.h"
 
 struct nb_vif;
@@ -48,8 +49,17 @@ struct nb_qstats {
 	_Atomic uint64_t sw_csum;           /* to_guest checksums completed in software */
 	_Atomic uint64_t spurious_events;   /* events without work (storm accounting) */
 	_Atomic uint64_t map_batches;       /* grant map round trips */
+	_Atomic uint64_t copy_batches;      /* grant copy round trips (small tx packets) */
 	_Atomic uint64_t rx_stalls;         /* "Guest Rx stalled" episodes */
 	_Atomic uint64_t credit_waits;      /* tx stopped for `rate` credit */
+};
+
+/* dom0's own I/O memory, where grant copies land (mapped once by the main
+ * thread; pages handed out by its allocator, which is thread-safe). */
+struct nb_own_mem {
+	void *base;
+	size_t npages;
+	struct pv_pagealloc *pa;
 };
 
 struct nb_queue_cfg {
@@ -62,6 +72,7 @@ struct nb_queue_cfg {
 	struct nb_vif_caps caps;
 	unsigned fatal_slots;
 	const char *hv_path;           /* hypervisor socket (dom0) */
+	const struct nb_own_mem *own;  /* for the small-packet copy path (NULL: maps only) */
 	uint64_t credit_bytes, credit_usec;  /* `rate`; credit_usec 0 = unlimited */
 };
 

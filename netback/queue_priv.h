@@ -23,6 +23,10 @@
 #define NB_RX_BATCH 64u          /* frames per rx round (RX_BATCH_SIZE 64) */
 #define NB_RX_SPILL (64u * 1024u + 4096u)
 #define NB_RX_POLL_NS 1000000u   /* no feature-rx-notify: look for rx slots every 1 ms */
+/* Linux XEN_NETBACK_TX_COPY_LEN: a packet whose single slot is no longer is
+ * grant-copied into dom0 memory, never mapped. */
+#define NB_TX_COPY_LEN 128u
+#define NB_TX_COPY_PAGES (NB_TX_BATCH * NB_TX_COPY_LEN / PV_PAGE_SIZE)
 
 /* One rx request of the mapped window [rx.req_cons, rx_mapped). */
 struct nb_rx_slotmap {
@@ -85,6 +89,10 @@ struct nb_queue {
 	struct netif_tx_request *tx_reqs;       /* [ring size] */
 	struct nb_tx_pkt *tx_pkts;              /* [NB_TX_BATCH] */
 	struct pv_gnttab_map_op *tx_ops;        /* [ring size] */
+	struct pv_gnttab_copy_seg *tx_copy;     /* [NB_TX_BATCH] */
+	uint16_t *tx_copy_off, *tx_copy_len;    /* [ring size]: each tx_ops[i]'s slot */
+	uint8_t *copybuf;                       /* NB_TX_COPY_PAGES pages of dom0 memory */
+	int64_t copybuf_frame;
 	char tx_fatal[128];                     /* found this round, reported at the flush */
 
 	/* rx */

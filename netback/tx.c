@@ -115,9 +115,10 @@ static bool tx_credit_exceeded(struct nb_queue *q, unsigned size)
 
 /* ---- one frame to the TAP ------------------------------------------------ */
 
-/* Copy the first `want` bytes of the frame (scattered over the mapped
- * slots) into hdr; set *slot and *off to where the copy stopped. */
-static size_t gather(const struct nb_tx_pkt *p, uint8_t *const *pages, uint8_t *hdr, size_t want,
+/* Copy the first `want` bytes of the frame (scattered over its slots; data[k]
+ * is where slot k's bytes are) into hdr; set *slot and *off to where the
+ * copy stopped. */
+static size_t gather(const struct nb_tx_pkt *p, uint8_t *const *data, uint8_t *hdr, size_t want,
 		     unsigned *slot, size_t *off)
 {
 	size_t got = 0;
@@ -129,7 +130,7 @@ static size_t gather(const struct nb_tx_pkt *p, uint8_t *const *pages, uint8_t *
 
 		if (n > want - got)
 			n = want - got;
-		memcpy(hdr + got, pages[k] + p->data[k].offset + *off, n);
+		memcpy(hdr + got, data[k] + *off, n);
 		got += n;
 		*off += n;
 		if (*off == p->data[k].size) {
@@ -142,7 +143,7 @@ static size_t gather(const struct nb_tx_pkt *p, uint8_t *const *pages, uint8_t *
 }
 
 /* Returns 0 if the frame went to the TAP, -errno if it was dropped. */
-static int tx_write(struct nb_queue *q, const struct nb_tx_pkt *p, uint8_t *const *pages)
+static int tx_write(struct nb_queue *q, const struct nb_tx_pkt *p, uint8_t *const *data)
 {
 	struct iovec iov[2 + NB_TX_MAX_DATA];
 	struct virtio_net_hdr vh;
@@ -158,7 +159,7 @@ static int tx_write(struct nb_queue *q, const struct nb_tx_pkt *p, uint8_t *cons
 		return r;
 	iov[n++] = (struct iovec){ &vh, sizeof(vh) };
 	if (off.csum_blank || off.gso_type != XEN_NETIF_GSO_TYPE_NONE) {
-		size_t hlen = gather(p, pages, hdr, p->total < sizeof(hdr) ? p->total : sizeof(hdr), &k, &koff);
+		size_t hlen = gather(p, data, hdr, p->total < sizeof(hdr) ? p->total : sizeof(hdr), &k, &koff);
 
 		if (!off.csum_blank) {
 			struct nif_l4info l4;
@@ -182,12 +183,56 @@ static int tx_write(struct nb_queue *q, const struct nb_tx_pkt *p, uint8_t *cons
 	for (; k < p->ndata; k++, koff = 0) {
 		if (p->data[k].size == koff)
 			continue;
-		iov[n++] = (struct iovec){ pages[k] + p->data[k].offset + koff, p->data[k].size - koff };
+		iov[n++] = (struct iovec){ data[k] + koff, p->data[k].size - koff };
 	}
 	w = writev(q->cfg.tap_fd, iov, (int)n);
 	if (w < 0)
 		return -errno;
 	return 0;
+}
+
+/* ---- grants ---------------------------------------------------------------- */
+
+/* Map the round's data slots (tx_ops[0..n)) in one batch. */
+static bool tx_map(struct nb_queue *q, unsigned n)
+{
+	int r = pv_gnttab_map_batch(q->gt, n, q->tx_ops);
+
+	nb_stat_add(&q->st.map_batches, 1);
+	if (r < 0) {
+		nb_q_fatal(q, "grant map batch failed: %s", strerror(-r));
+		return false;
+	}
+	return !nb_q_revoked(q);
+}
+
+/* Copy the round's small packets (one slot each, tx_ops[i] describing it)
+ * into copybuf + i * NB_TX_COPY_LEN in one batch; the ops' statuses are
+ * set as a map would set them. */
+static bool tx_copy_small(struct nb_queue *q, unsigned n)
+{
+	int r;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct pv_gnttab_copy_seg *c = &q->tx_copy[i];
+
+		*c = (struct pv_gnttab_copy_seg){ .len = q->tx_copy_len[i], .flags = PV_GNTCOPY_source_gref };
+		c->source.foreign.ref = q->tx_ops[i].ref;
+		c->source.foreign.offset = q->tx_copy_off[i];
+		c->source.foreign.domid = (uint16_t)q->cfg.domid;
+		c->dest.virt = q->copybuf + (size_t)i * NB_TX_COPY_LEN;
+	}
+	r = pv_gnttab_grant_copy(q->gt, n, q->tx_copy);
+	nb_stat_add(&q->st.copy_batches, 1);
+	if (r < 0) {
+		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
+		return false;
+	}
+	if (nb_q_revoked(q))
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		q->tx_ops[i].status = q->tx_copy[i].status;
+	return true;
 }
 
 /* ---- the round ----------------------------------------------------------- */
@@ -198,7 +243,7 @@ bool nb_tx_round(struct nb_queue *q)
 	RING_IDX cons = ring->req_cons, prod;
 	unsigned avail, pos = 0, npkts = 0, nops = 0;
 	unsigned first_op[NB_TX_BATCH];
-	bool gone = false;
+	bool gone = false, all_small = true, copy;
 	int more;
 
 	prod = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
@@ -226,25 +271,27 @@ bool nb_tx_round(struct nb_queue *q)
 			q->remaining_credit -= q->tx_reqs[pos].size < q->remaining_credit ?
 					       q->tx_reqs[pos].size : q->remaining_credit;
 		first_op[npkts] = nops;
-		if (v == NB_TX_OK)
-			for (unsigned k = 0; k < p->ndata; k++)
+		if (v == NB_TX_OK) {
+			if (p->ndata > 1 || p->data[0].size > NB_TX_COPY_LEN)
+				all_small = false;
+			for (unsigned k = 0; k < p->ndata; k++) {
+				q->tx_copy_off[nops] = p->data[k].offset;
+				q->tx_copy_len[nops] = p->data[k].size;
 				q->tx_ops[nops++] = (struct pv_gnttab_map_op){
 					.domid = q->cfg.domid, .ref = p->data[k].gref, .flags = PV_GNTMAP_readonly };
+			}
+		}
 		pos += p->nslots;
 		npkts++;
 	}
 	ring->req_cons = cons + pos;
-	if (nops) {
-		int r = pv_gnttab_map_batch(q->gt, nops, q->tx_ops);
-
-		nb_stat_add(&q->st.map_batches, 1);
-		if (r < 0) {
-			nb_q_fatal(q, "grant map batch failed: %s", strerror(-r));
-			return false;
-		}
-		if (nb_q_revoked(q))
-			return false;
-	}
+	/* A round of small single-slot packets only (ACKs, small datagrams):
+	 * one grant copy into dom0 memory, as Linux copies packets of up to
+	 * XEN_NETBACK_TX_COPY_LEN; else one map batch (and, at the flush, one
+	 * unmap batch). */
+	copy = nops && all_small && q->copybuf;
+	if (nops && !(copy ? tx_copy_small(q, nops) : tx_map(q, nops)))
+		return false;
 
 	pos = 0;
 	for (unsigned i = 0; i < npkts; i++) {
@@ -274,11 +321,15 @@ bool nb_tx_round(struct nb_queue *q)
 		default:
 			break;
 		}
-		uint8_t *pages[NB_TX_MAX_DATA];
+		uint8_t *data[NB_TX_MAX_DATA];
 		for (unsigned k = 0; k < p->ndata; k++) {
 			if (ops[k].status == GNTST_okay) {
-				q->unmap[q->nunmap++] = ops[k].handle;
-				pages[k] = ops[k].addr;
+				if (copy) {
+					data[k] = q->copybuf + (size_t)first_op[i] * NB_TX_COPY_LEN;
+				} else {
+					q->unmap[q->nunmap++] = ops[k].handle;
+					data[k] = (uint8_t *)ops[k].addr + p->data[k].offset;
+				}
 				continue;
 			}
 			if (ops[k].status == GNTST_bad_domain)
@@ -291,7 +342,7 @@ bool nb_tx_round(struct nb_queue *q)
 		if (status != NETIF_RSP_OKAY) {
 			nb_stat_add(&q->st.from_guest.errors, 1);
 		} else {
-			int r = tx_write(q, p, pages);
+			int r = tx_write(q, p, data);
 
 			if (r == 0) {
 				nb_stat_frame(&q->st.from_guest, p->total, pv_now_ns());

@@ -251,6 +251,9 @@ static void case_handshake(struct tf_env *e)
 	CHECK(stat_value(e, &v, "from_guest", "first_ns") > 0 &&
 	      stat_value(e, &v, "from_guest", "last_ns") >= stat_value(e, &v, "from_guest", "first_ns"),
 	      "stats have first/last timestamps");
+	/* A frame of at most 128 bytes in one slot is grant-copied, not mapped. */
+	CHECK(guest_to_host(e, &v, 0, 20, 9) && stat_value(e, &v, "vif", "copy_batches") >= 1,
+	      "small frames go through a grant copy (Linux's XEN_NETBACK_TX_COPY_LEN)");
 	CHECK(stat_value(e, &v, "connected_ns", "first_rx_ns") == stat_value(e, &v, "from_guest", "first_ns") &&
 	      stat_value(e, &v, "connected_ns", "last_tx_ns") == stat_value(e, &v, "to_guest", "last_ns") &&
 	      stat_value(e, &v, "connected_ns", "first_tx_ns") > 0,
