@@ -30,7 +30,8 @@ done
 RELAY=$PVNET_BUILD/netback/bench/nb-relay
 FRONT=$PVNET_BUILD/netback/bench/nb-front
 
-# A JSON field of iperf3's output: tcp -> Gbit/s received, udp -> kpps received.
+# A JSON field of iperf3's output: tcp -> Gbit/s received, udp -> kpps
+# received, bytes -> bytes received.
 parse() { # kind file
 	$PY - "$1" "$2" <<'EOF'
 import json, sys
@@ -40,6 +41,8 @@ try:
     e = d["end"]
     if kind == "tcp":
         print("%.2f" % (e["sum_received"]["bits_per_second"] / 1e9))
+    elif kind == "bytes":
+        print(e["sum_received"]["bytes"])
     else:
         s = e["sum"]
         print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"] / 1e3))
@@ -48,18 +51,43 @@ except Exception:
 EOF
 }
 
-# Run the four measurements between the two namespaces; prints 4 numbers.
-measure() { # hostns guestns streams
-	local h=$1 g=$2 n=$3 out=$PV_TMP/iperf.json r=()
+# CPU time (clock ticks) used so far by the given processes.
+ticks() {
+	local t=0 p f
+	for p in "$@"; do
+		f=$(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + ${f% *} + ${f#* }))
+	done
+	echo $t
+}
+
+# Run the four measurements between the two namespaces; prints 4 numbers,
+# then the CPU cost (ms per GB) of the forwarding processes (pids; "-" for
+# none) in both TCP runs.
+measure() { # hostns guestns streams pids...
+	local h=$1 g=$2 n=$3 out=$PV_TMP/iperf.json r=() c=() t0 t1 hz
+	shift 3
+	hz=$(getconf CLK_TCK)
 	ip netns exec "$h" iperf3 -s -B 10.77.0.1 -D -I "$PV_TMP/iperf.pid" >/dev/null 2>&1
 	sleep 0.3
 	for args in "-P $n" "-P $n -R" "-u -b 0 -l 64" "-u -b 0 -l 64 -R"; do
+		t0=$(ticks "$@")
 		ip netns exec "$g" timeout $((SECS + 20)) iperf3 -c 10.77.0.1 -t "$SECS" $args --json >"$out" 2>/dev/null
-		case $args in *-u*) r+=("$(parse udp "$out")") ;; *) r+=("$(parse tcp "$out")") ;; esac
+		t1=$(ticks "$@")
+		case $args in
+		*-u*) r+=("$(parse udp "$out")") ;;
+		*)
+			r+=("$(parse tcp "$out")")
+			c+=("$($PY -c "import sys
+b = float(sys.argv[1] or 0); t = int(sys.argv[2])
+print('%.0f' % (t * 1000.0 / int(sys.argv[3]) / (b / 1e9)) if b > 0 and t > 0 else '-')" \
+				"$(parse bytes "$out" | tr -d -)" $((t1 - t0)) "$hz")")
+			;;
+		esac
 	done
 	kill "$(cat "$PV_TMP/iperf.pid" 2>/dev/null)" 2>/dev/null
 	sleep 0.2
-	echo "${r[@]}"
+	echo "${r[@]} ${c[@]}"
 }
 
 # Fresh host and guest namespaces (the previous pair is deleted).
@@ -115,17 +143,18 @@ ip -n "$H" link set vh master xenbr0 up
 guest_up vg
 R[veth]=$(measure "$H" "$G" 1)
 
-# Element-wise maximum of two "a b c d" rows ("-" loses).
+# Best of two rows: the larger throughputs (first 4), the smaller CPU costs
+# (last 2); "-" loses.
 best() {
 	$PY - "$1" "$2" <<'EOF2'
 import sys
 a, b = sys.argv[1].split(), sys.argv[2].split()
-def f(x):
+def f(x, lower):
     try:
-        return float(x)
+        return -float(x) if lower else float(x)
     except ValueError:
-        return -1.0
-print(" ".join(x if f(x) >= f(y) else y for x, y in zip(a, b)) if a else sys.argv[2])
+        return float("-inf")
+print(" ".join(x if f(x, i >= 4) >= f(y, i >= 4) else y for i, (x, y) in enumerate(zip(a, b))))
 EOF2
 }
 
@@ -133,28 +162,28 @@ EOF2
 # must update the namespace names).
 run_relay() { # queues
 	local rp
-	OUT="- - - -"
+	OUT="- - - - - -"
 	fresh
 	ip -n "$H" link add xenbr0 type bridge
 	ip netns exec "$H" "$RELAY" --queues "$1" --a eth0x --b vifr --bridge xenbr0 >"$PV_TMP/relay.out" 2>&1 &
 	rp=$!
 	if wait_ready "$PV_TMP/relay.out"; then
 		guest_up eth0x
-		OUT=$(measure "$H" "$G" "$1")
+		OUT=$(measure "$H" "$G" "$1" $rp)
 	fi
 	stop_bg $rp
 }
 
 run_netback() { # queues
 	local fp
-	OUT="- - - -"
+	OUT="- - - - - -"
 	fresh
 	ip netns exec "$H" env PVNET_BUILD="$PVNET_BUILD" "$FRONT" --queues "$1" --tap eth0x \
 		--netback-args "--max-queues 4" >"$PV_TMP/front.out" 2>&1 &
 	fp=$!
 	if wait_ready "$PV_TMP/front.out"; then
 		guest_up eth0x
-		OUT=$(measure "$H" "$G" "$1")
+		OUT=$(measure "$H" "$G" "$1" $fp $(pgrep -P $fp))
 	else
 		cat "$PV_TMP/front.out" >&2
 	fi
@@ -162,8 +191,8 @@ run_netback() { # queues
 }
 
 for q in $QUEUES; do
-	R[relay$q]="- - - -"
-	R[netback$q]="- - - -"
+	R[relay$q]="- - - - - -"
+	R[netback$q]="- - - - - -"
 	for _ in $(seq "$REPEAT"); do
 		run_relay "$q"
 		R[relay$q]=$(best "${R[relay$q]}" "$OUT")
@@ -173,21 +202,24 @@ for q in $QUEUES; do
 done
 drop_ns
 
-printf '\n%-9s %6s  %15s %15s  %16s %16s\n' variant queues "TCP g->h Gb/s" "TCP h->g Gb/s" "UDP64 g->h kpps" "UDP64 h->g kpps"
-row() { printf '%-9s %6s  %15s %15s  %16s %16s\n' "$1" "$2" $3; }
+printf '\n%-9s %6s  %13s %13s  %15s %15s  %13s %13s\n' variant queues "TCP g->h Gb/s" "TCP h->g Gb/s" \
+	"UDP64 g->h kpps" "UDP64 h->g kpps" "CPU ms/GB g>h" "CPU ms/GB h>g"
+row() { printf '%-9s %6s  %13s %13s  %15s %15s  %13s %13s\n' "$1" "$2" $3; }
 row veth - "${R[veth]}"
 for q in $QUEUES; do
 	row relay "$q" "${R[relay$q]}"
 	row netback "$q" "${R[netback$q]}"
 done
 echo
+echo "CPU ms/GB: CPU time of the forwarding processes (nb-relay; nb-front + pvnet-netback +"
+echo "pvnet-hypervisor + pvnet-xenstored) per GB received, the kernel's work in their syscalls included."
 echo "netback / relay (targets: TCP >= 80%, UDP64 >= 60%):"
 for q in $QUEUES; do
 	$PY - "$q" "${R[netback$q]}" "${R[relay$q]}" <<'EOF'
 import sys
 q = sys.argv[1]
 nb, rl = sys.argv[2].split(), sys.argv[3].split()
-names = ["TCP g->h", "TCP h->g", "UDP64 g->h", "UDP64 h->g"]
+names = ["TCP g->h", "TCP h->g", "UDP64 g->h", "UDP64 h->g", "CPU/GB g->h", "CPU/GB h->g"]
 out = []
 for n, a, b in zip(names, nb, rl):
     try:
