@@ -12,10 +12,12 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <linux/if_tun.h>
 
 #include "common/util.h"
@@ -777,6 +779,57 @@ static void case_bad_toolstack(struct tf_env *e)
 	CHECK(traffic_ok(e, &b), "a well-behaved vif keeps passing traffic");
 }
 
+static void case_bad_ring_prod(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_dom *d = tf_dom_new(e);
+	struct tf_vif v;
+	char path[200], *s = NULL;
+
+	o.bad_ring_prod = true;
+	if (!d || tf_vif_add(e, d, 0, &v) < 0 || tf_vif_connect(&v, &o, true) < 0) {
+		CHECK(0, "set-up");
+		return;
+	}
+	snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", d->domid);
+	for (int t = 0; t < 300 && !(s = tf_xs_read(e, path)); t++)
+		pv_sleep_ns(10000000);
+	CHECK(s && strncmp(s, "5 mapping shared-frames", 23) == 0,
+	      "req_prod - rsp_prod > RING_SIZE at connect: -EIO (%s)", s ? s : "(none)");
+	free(s);
+	CHECK(tf_wait_be_state(&v, XenbusStateClosing, 3000), "backend Closing");
+}
+
+static void case_no_rx_copy(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_vif v;
+
+	o.no_rx_copy = true;
+	CHECK(setup_vif(e, &v, &o), "a frontend without request-rx-copy still connects (Linux ignores it)");
+	CHECK(tf_log_wait(e, "does not request rx-copy", 1000), "and it is logged");
+	CHECK(traffic_ok(e, &v), "with rx-copy semantics");
+}
+
+/* SIGTERM: every vif disconnected, walked to Closed, its TAP deleted. */
+static void case_sigterm(struct tf_env *e)
+{
+	struct tf_vif v;
+	char name[32];
+
+	if (!setup_vif(e, &v, NULL)) {
+		CHECK(0, "connect");
+		return;
+	}
+	vif_name(&v, name, sizeof(name));
+	kill(e->nbd, SIGTERM);
+	CHECK(waitpid(e->nbd, NULL, 0) == e->nbd, "netback exits on SIGTERM");
+	e->nbd = 0;
+	CHECK(tf_be_state(&v) == XenbusStateClosed, "backend state Closed");
+	CHECK(nif_link_index(name) < 0, "%s deleted", name);
+	CHECK(tf_log_wait(e, "stopped", 100), "log says stopped");
+}
+
 static void case_multicast(struct tf_env *e)
 {
 	struct tf_vif v;
@@ -1152,6 +1205,9 @@ static const struct tcase cases[] = {
 	{ "bad-ring-ref", case_bad_ring_ref, NULL, 0 },
 	{ "no-bridge", case_no_bridge, NULL, 0 },
 	{ "bad-toolstack", case_bad_toolstack, NULL, 0 },
+	{ "bad-ring-prod", case_bad_ring_prod, NULL, 0 },
+	{ "no-rx-copy", case_no_rx_copy, NULL, 0 },
+	{ "sigterm", case_sigterm, NULL, 0 },
 	{ "multicast", case_multicast, NULL, 0 },
 	{ "no-rx-notify", case_no_rx_notify, NULL, 0 },
 	{ "rate", case_rate, NULL, 0 },

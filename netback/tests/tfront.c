@@ -603,6 +603,8 @@ int tf_vif_connect(struct tf_vif *v, const struct tf_vif_opts *o_in, bool expect
 	for (unsigned i = 0; i < v->nq; i++)
 		if ((r = setup_queue(v, &v->q[i], o.split, o.ec_per_queue)) < 0)
 			return r;
+	if (o.bad_ring_prod)
+		v->q[0].tx.sring->req_prod = v->q[0].tx.sring->rsp_prod + PV_NET_TX_RING_SIZE + 1;
 	for (int tries = 0; tries < 50; tries++) {
 		xs_transaction_t t = xs_transaction_start(v->e->xs);
 

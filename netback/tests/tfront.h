@@ -110,6 +110,7 @@ struct tf_vif_opts {
 	bool flat_keys;          /* write the ring keys flat even with several queues */
 	bool skip_keys;          /* write no ring keys at all */
 	grant_ref_t bad_tx_ring_ref;  /* nonzero: publish this tx ring ref instead */
+	bool bad_ring_prod;      /* publish a tx ring whose req_prod is past its rsp_prod by > 256 */
 	unsigned rx_post;        /* rx buffers to post per queue before Connected (0: 256) */
 	bool no_rx_post;         /* post none */
 	bool ec_per_queue;       /* one event channel handle per queue (threads) */
