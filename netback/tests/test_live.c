@@ -646,6 +646,24 @@ static void case_backend_removed(struct tf_env *e)
 	CHECK(tf_log_wait(e, "removed", 1000), "log says removed");
 }
 
+/* Add a vif and connect it as `o` says, expecting netback to refuse: the
+ * error node's text (malloc'ed, NULL if none came) and the backend Closing. */
+static char *connect_refused(struct tf_env *e, const struct tf_vif_opts *o, bool *closing)
+{
+	struct tf_dom *d = tf_dom_new(e);
+	struct tf_vif v;
+	char path[200], *s = NULL;
+
+	*closing = false;
+	if (!d || tf_vif_add(e, d, 0, &v) < 0 || tf_vif_connect(&v, o, true) < 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", d->domid);
+	for (int t = 0; t < 300 && !(s = tf_xs_read(e, path)); t++)
+		pv_sleep_ns(10000000);
+	*closing = tf_wait_be_state(&v, XenbusStateClosing, 3000);
+	return s;
+}
+
 static void case_queue_count(struct tf_env *e)
 {
 	static const struct { int key; unsigned nq; bool flat; const char *err; } cases[] = {
@@ -662,29 +680,18 @@ static void case_queue_count(struct tf_env *e)
 	}
 	for (size_t i = 0; i < PV_ARRAY_SIZE(cases); i++) {
 		struct tf_vif_opts o = linux_fe;
-		struct tf_dom *d = tf_dom_new(e);
-		struct tf_vif v;
-		char path[200], *s;
+		bool closing;
+		char *s;
 
 		o.num_queues_key = cases[i].key;
 		o.nqueues = cases[i].nq;
 		o.flat_keys = cases[i].flat;
 		o.skip_keys = cases[i].key == 1;
-		if (!d || tf_vif_add(e, d, 0, &v) < 0 || tf_vif_connect(&v, &o, true) < 0) {
-			CHECK(0, "set-up %zu", i);
-			continue;
-		}
-		snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", d->domid);
-		for (int t = 0; t < 300; t++) {
-			s = tf_xs_read(e, path);
-			if (s)
-				break;
-			pv_sleep_ns(10000000);
-		}
+		s = connect_refused(e, &o, &closing);
 		CHECK(s && strstr(s, cases[i].err), "error node: \"%s\" (want \"%s\")", s ? s : "(none)",
 		      cases[i].err);
+		CHECK(closing, "backend Closing");
 		free(s);
-		CHECK(tf_wait_be_state(&v, XenbusStateClosing, 3000), "backend Closing");
 	}
 	CHECK(traffic_ok(e, &b), "a well-behaved vif keeps passing traffic");
 }
@@ -692,21 +699,14 @@ static void case_queue_count(struct tf_env *e)
 static void case_bad_ring_ref(struct tf_env *e)
 {
 	struct tf_vif_opts o = linux_fe;
-	struct tf_dom *d = tf_dom_new(e);
-	struct tf_vif v;
-	char path[200], *s = NULL;
+	bool closing;
+	char *s;
 
 	o.bad_tx_ring_ref = 4000;
-	if (!d || tf_vif_add(e, d, 0, &v) < 0 || tf_vif_connect(&v, &o, true) < 0) {
-		CHECK(0, "set-up");
-		return;
-	}
-	snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", d->domid);
-	for (int t = 0; t < 300 && !(s = tf_xs_read(e, path)); t++)
-		pv_sleep_ns(10000000);
+	s = connect_refused(e, &o, &closing);
 	CHECK(s && strstr(s, "mapping shared-frames 4000/"), "error node: %s", s ? s : "(none)");
+	CHECK(closing, "backend Closing");
 	free(s);
-	CHECK(tf_wait_be_state(&v, XenbusStateClosing, 3000), "backend Closing");
 }
 
 static void case_no_bridge(struct tf_env *e)
@@ -782,22 +782,15 @@ static void case_bad_toolstack(struct tf_env *e)
 static void case_bad_ring_prod(struct tf_env *e)
 {
 	struct tf_vif_opts o = linux_fe;
-	struct tf_dom *d = tf_dom_new(e);
-	struct tf_vif v;
-	char path[200], *s = NULL;
+	bool closing;
+	char *s;
 
 	o.bad_ring_prod = true;
-	if (!d || tf_vif_add(e, d, 0, &v) < 0 || tf_vif_connect(&v, &o, true) < 0) {
-		CHECK(0, "set-up");
-		return;
-	}
-	snprintf(path, sizeof(path), "/local/domain/0/error/backend/vif/%u/0/error", d->domid);
-	for (int t = 0; t < 300 && !(s = tf_xs_read(e, path)); t++)
-		pv_sleep_ns(10000000);
+	s = connect_refused(e, &o, &closing);
 	CHECK(s && strncmp(s, "5 mapping shared-frames", 23) == 0,
 	      "req_prod - rsp_prod > RING_SIZE at connect: -EIO (%s)", s ? s : "(none)");
+	CHECK(closing, "backend Closing");
 	free(s);
-	CHECK(tf_wait_be_state(&v, XenbusStateClosing, 3000), "backend Closing");
 }
 
 static void case_no_rx_copy(struct tf_env *e)
