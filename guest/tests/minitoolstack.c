@@ -1,0 +1,477 @@
+#include "guest/tests/minitoolstack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "common/util.h"
+#include "common/xen.h"
+#include "hypervisor/hv.h"
+#include "toolstack/tsx.h"
+
+#define P(...) (snprintf(path, sizeof(path), __VA_ARGS__), path)
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("PVNET_BUILD");
+	return b && *b ? b : "build";
+}
+
+/* fork/exec argv with --ready-fd; return once it wrote "ready". */
+static pid_t spawn_ready(char *const argv[], const char *log)
+{
+	int p[2], n = 0;
+	char fdarg[16], c;
+	pid_t pid;
+	char *args[64];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	while (argv[n] && n < 60) {
+		args[n] = argv[n];
+		n++;
+	}
+	snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
+	args[n++] = "--ready-fd";
+	args[n++] = fdarg;
+	args[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		fcntl(p[1], F_SETFD, 0);
+		execv(args[0], args);
+		_exit(127);
+	}
+	close(p[1]);
+	n = (int)read(p[0], &c, 1);
+	close(p[0]);
+	if (n != 1) {
+		int st;
+		waitpid(pid, &st, 0);
+		fprintf(stderr, "mts: %s did not start (see %s)\n", args[0], log ? log : "stderr");
+		return -EIO;
+	}
+	return pid;
+}
+
+static void stop_pid(pid_t *pid)
+{
+	int st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < 300; i++) {
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
+			return;
+		}
+		usleep(10000);
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
+int mts_host_start(struct mts_host *h, const char *dir, const char *name)
+{
+	char prog[512], log[400];
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	pv_strlcpy(h->name, name, sizeof(h->name));
+	snprintf(h->dir, sizeof(h->dir), "%s/%s", dir, name);
+	snprintf(h->xs_dir, sizeof(h->xs_dir), "%s/xenstored", h->dir);
+	snprintf(h->hv_dir, sizeof(h->hv_dir), "%s/hypervisor", h->dir);
+	snprintf(h->xs_sock, sizeof(h->xs_sock), "%s/socket", h->xs_dir);
+	snprintf(h->hv_sock, sizeof(h->hv_sock), "%s/socket", h->hv_dir);
+	if ((r = pv_mkdir_p(h->xs_dir, 0755)) < 0 || (r = pv_mkdir_p(h->hv_dir, 0755)) < 0)
+		return r;
+
+	snprintf(prog, sizeof(prog), "%s/pvnet-hypervisor", build_dir());
+	snprintf(log, sizeof(log), "%s/hypervisor.log", h->dir);
+	h->hvd = spawn_ready((char *[]){ prog, "--rundir", h->hv_dir, NULL }, log);
+	if (h->hvd < 0)
+		return (int)h->hvd;
+	snprintf(prog, sizeof(prog), "%s/pvnet-xenstored", build_dir());
+	snprintf(log, sizeof(log), "%s/xenstored.log", h->dir);
+	h->xsd = spawn_ready((char *[]){ prog, "--rundir", h->xs_dir, NULL }, log);
+	if (h->xsd < 0) {
+		r = (int)h->xsd;
+		h->xsd = 0;
+		mts_host_stop(h);
+		return r;
+	}
+	h->hv = pv_hv_open(h->hv_sock);
+	h->xs = tsx_open(h->xs_sock);
+	if (!h->hv || !h->xs) {
+		fprintf(stderr, "mts: cannot connect to host %s's daemons\n", name);
+		mts_host_stop(h);
+		return -EIO;
+	}
+	h->mem = pv_hv_map_own_memory(h->hv, NULL, &h->mem_pages);
+	h->pa = h->mem ? pv_pagealloc_new(h->mem, h->mem_pages, 0) : NULL;
+	if (!h->pa) {
+		mts_host_stop(h);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void mts_host_stop(struct mts_host *h)
+{
+	if (h->pa)
+		pv_pagealloc_free(h->pa);
+	h->pa = NULL;
+	if (h->xs)
+		xs_close(h->xs);
+	h->xs = NULL;
+	if (h->hv)
+		pv_hv_close(h->hv);
+	h->hv = NULL;
+	stop_pid(&h->xsd);
+	stop_pid(&h->hvd);
+}
+
+void mts_xs_domain_sock(const struct mts_host *h, uint32_t domid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/domains/%u.sock", h->xs_dir, domid);
+}
+
+int mts_hv_domain_sock(const struct mts_host *h, uint32_t domid, char *buf, size_t len)
+{
+	return pv_hv_domain_socket(h->hv, domid, buf, len);
+}
+
+/* Run body in a transaction retried on EAGAIN. */
+static int in_txn(struct xs_handle *xs, bool (*body)(struct xs_handle *, xs_transaction_t, const void *),
+		  const void *arg)
+{
+	for (int i = 0; i < 100; i++) {
+		xs_transaction_t t = xs_transaction_start(xs);
+		if (t == XBT_NULL)
+			return -errno;
+		if (!body(xs, t, arg)) {
+			int e = errno;
+			xs_transaction_end(xs, t, true);
+			return -(e ? e : EIO);
+		}
+		if (xs_transaction_end(xs, t, false))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+/* libxl's domain skeleton (xen-protocols.md §3.3). */
+static bool skeleton(struct xs_handle *xs, xs_transaction_t t, const void *arg)
+{
+	static const char *const ro[] = { "cpu", "memory", "control", "device" };
+	static const char *const own[] = { "data", "drivers", "feature", "attr", "error" };
+	static const char *const ctl[] = { "shutdown", "feature-poweroff", "feature-reboot",
+					   "feature-suspend", "sysrq" };
+	uint32_t D = *(const uint32_t *)arg;
+	char path[160], rop[32], ownp[16];
+
+	snprintf(rop, sizeof(rop), "n0 r%u", D);
+	snprintf(ownp, sizeof(ownp), "n%u", D);
+	xs_rm(xs, t, P("/local/domain/%u", D));
+	if (!xs_mkdir(xs, t, P("/local/domain/%u", D)) || !tsx_perms(xs, t, path, rop))
+		return false;
+	for (size_t i = 0; i < PV_ARRAY_SIZE(ro); i++)
+		if (!xs_mkdir(xs, t, P("/local/domain/%u/%s", D, ro[i])) || !tsx_perms(xs, t, path, rop))
+			return false;
+	for (size_t i = 0; i < PV_ARRAY_SIZE(own); i++)
+		if (!xs_mkdir(xs, t, P("/local/domain/%u/%s", D, own[i])) || !tsx_perms(xs, t, path, ownp))
+			return false;
+	for (size_t i = 0; i < PV_ARRAY_SIZE(ctl); i++)
+		if (!xs_write(xs, t, P("/local/domain/%u/control/%s", D, ctl[i]), "", 0) ||
+		    !tsx_perms(xs, t, path, ownp))
+			return false;
+	return tsx_write(xs, t, P("/local/domain/%u/control/platform-feature-multiprocessor-suspend", D), "1") &&
+	       tsx_write(xs, t, P("/local/domain/%u/control/platform-feature-xs_reset_watches", D), "1") &&
+	       tsx_write(xs, t, P("/local/domain/%u/name", D), "guest%u", D) &&
+	       tsx_write(xs, t, P("/local/domain/%u/domid", D), "%u", D);
+}
+
+int mts_domain_create(struct mts_host *h, uint32_t *domid, bool incoming, unsigned mem_pages)
+{
+	struct pv_domain_config cfg = { .domid = *domid, .mem_pages = mem_pages, .incoming = incoming };
+	int r;
+
+	snprintf(cfg.name, sizeof(cfg.name), "test-%u", *domid);
+	r = pv_hv_domain_create(h->hv, &cfg, domid);
+	if (r < 0) {
+		fprintf(stderr, "mts: creating a domain on %s: %s\n", h->name, strerror(-r));
+		return r;
+	}
+	r = in_txn(h->xs, skeleton, domid);
+	if (r == 0 && !xs_introduce_domain(h->xs, *domid, 1, 1))
+		r = -(errno ? errno : EIO);
+	if (r < 0)
+		fprintf(stderr, "mts: xenstore layout of domain %u: %s\n", *domid, strerror(-r));
+	return r;
+}
+
+int mts_domain_destroy(struct mts_host *h, uint32_t domid)
+{
+	char path[64];
+	int r;
+
+	xs_release_domain(h->xs, domid);
+	xs_rm(h->xs, XBT_NULL, P("/local/domain/%u", domid));
+	xs_rm(h->xs, XBT_NULL, P("/local/domain/0/backend/vif/%u", domid));
+	r = pv_hv_domain_destroy(h->hv, domid);
+	return r;
+}
+
+struct vif_args {
+	uint32_t domid;
+	unsigned devid;
+	const char *mac;
+};
+
+/* libxl's vif layout (xen-protocols.md §3.4), backend in domain 0. */
+static bool vif(struct xs_handle *xs, xs_transaction_t t, const void *arg)
+{
+	const struct vif_args *a = arg;
+	char fe[96], be[96], path[160], feperm[32], beperm[32];
+
+	snprintf(fe, sizeof(fe), "/local/domain/%u/device/vif/%u", a->domid, a->devid);
+	snprintf(be, sizeof(be), "/local/domain/0/backend/vif/%u/%u", a->domid, a->devid);
+	snprintf(feperm, sizeof(feperm), "n%u r0", a->domid);
+	snprintf(beperm, sizeof(beperm), "n0 r%u", a->domid);
+	xs_rm(xs, t, fe);
+	xs_rm(xs, t, be);
+	if (!xs_mkdir(xs, t, fe) || !tsx_perms(xs, t, fe, feperm) ||
+	    !xs_mkdir(xs, t, be) || !tsx_perms(xs, t, be, beperm))
+		return false;
+	return tsx_write(xs, t, P("%s/backend", fe), "%s", be) &&
+	       tsx_write(xs, t, P("%s/backend-id", fe), "0") && tsx_perms(xs, t, path, feperm) &&
+	       tsx_write(xs, t, P("%s/state", fe), "1") &&
+	       tsx_write(xs, t, P("%s/handle", fe), "%u", a->devid) &&
+	       tsx_write(xs, t, P("%s/mac", fe), "%s", a->mac) &&
+	       tsx_write(xs, t, P("%s/trusted", fe), "1") &&
+	       tsx_write(xs, t, P("%s/mtu", fe), "1500") && tsx_perms(xs, t, path, beperm) &&
+	       tsx_write(xs, t, P("%s/frontend", be), "%s", fe) &&
+	       tsx_write(xs, t, P("%s/frontend-id", be), "%u", a->domid) &&
+	       tsx_write(xs, t, P("%s/online", be), "1") &&
+	       tsx_write(xs, t, P("%s/state", be), "1") &&
+	       tsx_write(xs, t, P("%s/script", be), "/etc/xen/scripts/vif-bridge") &&
+	       tsx_write(xs, t, P("%s/mac", be), "%s", a->mac) &&
+	       tsx_write(xs, t, P("%s/bridge", be), "xenbr0") &&
+	       tsx_write(xs, t, P("%s/handle", be), "%u", a->devid) &&
+	       tsx_write(xs, t, P("%s/type", be), "vif") &&
+	       tsx_write(xs, t, P("%s/hotplug-status", be), "%s", "");
+}
+
+int mts_vif_add(struct mts_host *h, uint32_t domid, unsigned devid, const char *mac)
+{
+	struct vif_args a = { domid, devid, mac };
+	int r = in_txn(h->xs, vif, &a);
+
+	if (r < 0)
+		fprintf(stderr, "mts: vif %u of domain %u: %s\n", devid, domid, strerror(-r));
+	return r;
+}
+
+int mts_wait_value(struct mts_host *h, const char *path, const char *want, int timeout_ms)
+{
+	return tsx_wait_value(h->xs, path, want, timeout_ms);
+}
+
+int mts_guest_start(struct mts_guest *g, struct mts_host *h, uint32_t domid, const char *netns,
+		    const char *dir, const char *const *extra)
+{
+	char prog[512], xs[320], hv[320];
+	char *argv[48];
+	unsigned n = 0;
+	int r;
+
+	memset(g, 0, sizeof(*g));
+	g->host = h;
+	g->domid = domid;
+	pv_strlcpy(g->netns, netns, sizeof(g->netns));
+	snprintf(g->control, sizeof(g->control), "%s/guest-%s.sock", dir, netns);
+	snprintf(g->log, sizeof(g->log), "%s/guest-%s.log", dir, netns);
+	snprintf(prog, sizeof(prog), "%s/pvnet-guest", build_dir());
+	mts_xs_domain_sock(h, domid, xs, sizeof(xs));
+	if ((r = mts_hv_domain_sock(h, domid, hv, sizeof(hv))) < 0)
+		return r;
+	argv[n++] = prog;
+	argv[n++] = "--xenstore";
+	argv[n++] = xs;
+	argv[n++] = "--hypervisor";
+	argv[n++] = hv;
+	argv[n++] = "--netns";
+	argv[n++] = (char *)netns;
+	argv[n++] = "--control";
+	argv[n++] = g->control;
+	argv[n++] = "--log-level";
+	argv[n++] = "debug";
+	for (unsigned i = 0; extra && extra[i] && n < 44; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	g->pid = spawn_ready(argv, g->log);
+	return g->pid < 0 ? (int)g->pid : 0;
+}
+
+int mts_guest_stop(struct mts_guest *g)
+{
+	int st = 0;
+
+	if (g->pid <= 0)
+		return -ESRCH;
+	kill(g->pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(g->pid, &st, WNOHANG) == g->pid) {
+			g->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(10000);
+	}
+	kill(g->pid, SIGKILL);
+	waitpid(g->pid, &st, 0);
+	g->pid = 0;
+	return -ETIMEDOUT;
+}
+
+char *mts_control(const struct mts_guest *g, const char *cmd)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t cap = 1 << 16, n = 0;
+	char *out;
+	ssize_t k;
+	int s;
+
+	if (strlen(g->control) >= sizeof(a.sun_path))
+		return NULL;
+	strcpy(a.sun_path, g->control);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    pv_write_all(s, cmd, strlen(cmd)) < 0 || pv_write_all(s, "\n", 1) < 0) {
+		if (s >= 0)
+			close(s);
+		return NULL;
+	}
+	shutdown(s, SHUT_WR);
+	out = malloc(cap);
+	while (out && (k = read(s, out + n, cap - n - 1)) > 0) {
+		n += (size_t)k;
+		if (n + 1 == cap) {
+			char *o2 = realloc(out, cap * 2);
+			if (!o2) {
+				free(out);
+				out = NULL;
+				break;
+			}
+			out = o2;
+			cap *= 2;
+		}
+	}
+	close(s);
+	if (out)
+		out[n] = '\0';
+	return out;
+}
+
+int mts_suspend(struct mts_guest *g)
+{
+	struct mts_host *h = g->host;
+	char path[96];
+	int r;
+
+	if (!tsx_write(h->xs, XBT_NULL, P("/local/domain/%u/control/shutdown", g->domid), "suspend"))
+		return -errno;
+	r = mts_wait_value(h, path, "", 10000);
+	if (r < 0) {
+		fprintf(stderr, "mts: domain %u did not acknowledge the suspend request\n", g->domid);
+		return r;
+	}
+	r = pv_hv_domain_wait(h->hv, g->domid, 1u << PV_DOM_SUSPENDED, 10000);
+	if (r < 0)
+		fprintf(stderr, "mts: domain %u did not suspend: %s\n", g->domid, strerror(-r));
+	return r;
+}
+
+int mts_resume_cancelled(struct mts_guest *g)
+{
+	int r = pv_hv_domain_resume(g->host->hv, g->domid);
+
+	if (r == 0)
+		xs_resume_domain(g->host->xs, g->domid);
+	return r;
+}
+
+int mts_migrate(struct mts_guest *g, struct mts_host *dst, const unsigned *devids, const char *const *macs,
+		unsigned nvifs, mts_prepare_fn prepare, void *arg,
+		void (*before_destroy)(void *arg), void *darg)
+{
+	struct mts_host *src = g->host;
+	struct pv_resume_info info;
+	uint32_t newid = 0, pages = 0;
+	char xs[320];
+	int memfd = -1, r;
+
+	/* 1. The destination: incoming domain, its layout, its backends. */
+	r = mts_domain_create(dst, &newid, true, 0);
+	for (unsigned i = 0; r == 0 && i < nvifs; i++)
+		r = mts_vif_add(dst, newid, devids[i], macs[i]);
+	if (r == 0 && prepare)
+		r = prepare(arg, dst, newid);
+	if (r < 0)
+		goto undo_dst;
+	/* 2. Ask the guest to suspend. */
+	r = mts_suspend(g);
+	if (r < 0)
+		goto undo_dst;
+	/* 3. Move the memory; end the source incarnation. */
+	r = pv_hv_domain_export(src->hv, g->domid, &memfd, &pages);
+	if (r == 0)
+		r = pv_hv_domain_import(dst->hv, newid, memfd, pages);
+	if (memfd >= 0)
+		close(memfd);
+	if (r < 0) {
+		fprintf(stderr, "mts: moving the memory: %s\n", strerror(-r));
+		mts_resume_cancelled(g);
+		goto undo_dst;
+	}
+	memset(&info, 0, sizeof(info));
+	info.new_domid = newid;
+	mts_hv_domain_sock(dst, newid, info.hypervisor_path, sizeof(info.hypervisor_path));
+	mts_xs_domain_sock(dst, newid, xs, sizeof(xs));
+	snprintf(info.start_info, sizeof(info.start_info), "xenstore=%s\nhost=%s\ndomid=%u\n", xs,
+		 dst->name, newid);
+	r = pv_hv_domain_moved(src->hv, g->domid, &info);
+	if (r < 0) {
+		fprintf(stderr, "mts: ending the source incarnation: %s\n", strerror(-r));
+		mts_resume_cancelled(g);
+		goto undo_dst;
+	}
+	/* 4. The guest resumes on dst; the source goes away. */
+	if (before_destroy)
+		before_destroy(darg);
+	mts_domain_destroy(src, g->domid);
+	g->host = dst;
+	g->domid = newid;
+	return 0;
+undo_dst:
+	if (newid)
+		mts_domain_destroy(dst, newid);
+	return r;
+}
