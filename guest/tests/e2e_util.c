@@ -125,6 +125,25 @@ int e2e_sh(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+long e2e_sh_num(const char *fmt, ...)
+{
+	char cmd[1024], line[64];
+	va_list ap;
+	FILE *f;
+	long v = -1;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		v = strtol(line, NULL, 10);
+	pclose(f);
+	return v;
+}
+
 static unsigned count_in(const char *s, const char *needle)
 {
 	unsigned n = 0;
@@ -245,10 +264,10 @@ pid_t e2e_send_seq(const char *ns, const char *ifname, const uint8_t mac[6], uin
 		for (uint32_t i = 0; i < count; i++) {
 			uint32_t seq = first + i;
 			size_t len = tb_build_seq_frame(frame, sizeof(frame), mac, seq);
-			if (pps) {
-				uint64_t due = t0 + (uint64_t)i * 1000000000u / pps;
-				while (pv_now_ns() < due)
-					;
+			if (pps && i % 32 == 0) {
+				uint64_t due = t0 + (uint64_t)i * 1000000000u / pps, now = pv_now_ns();
+				if (due > now)
+					pv_sleep_ns(due - now);
 			}
 			if (sendto(s, frame, len, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)len) {
 				ok++;

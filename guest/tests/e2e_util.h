@@ -34,6 +34,9 @@ int e2e_done(void);
 /* Run a shell command (output discarded); its exit status. */
 int e2e_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A shell command's first line of output as a number, or -1. */
+long e2e_sh_num(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Wait (polling every 10 ms, up to timeout_ms) until the guest's control
  * answer to `cmd` contains `needle` (`count` times at least). */
 bool e2e_wait_control(const struct mts_guest *g, const char *cmd, const char *needle, unsigned count,

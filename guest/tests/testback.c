@@ -200,6 +200,20 @@ bool tb_seq_seen(struct tb *b, uint32_t seq)
 	return r;
 }
 
+uint64_t tb_seq_merge(struct tb *b, uint8_t *dst)
+{
+	uint64_t twice;
+
+	pthread_mutex_lock(&b->lock);
+	twice = b->st.seq_dups;
+	for (size_t i = 0; i < TB_SEQ_MAX / 8; i++) {
+		twice += (unsigned)__builtin_popcount(dst[i] & b->seen[i]);
+		dst[i] |= b->seen[i];
+	}
+	pthread_mutex_unlock(&b->lock);
+	return twice;
+}
+
 static bool fault_now(struct tb *b, enum tb_fault f)
 {
 	bool r;
@@ -261,22 +275,22 @@ static int do_tx(struct tb *b, struct tbq *q)
 	static netif_tx_request_t req[RSIZE];
 	static struct pv_gnttab_copy_seg segs[RSIZE];
 	static struct txpkt pk[RSIZE];
-	RING_IDX hdr[4], prod;
+	RING_IDX hdr[4], prod, cons = q->tx_cons;
 	unsigned npk, nseg = 0, nrsp = 0;
 	int r = 0;
 
 	if (ring_header(b, q->tx_ref, hdr) < 0)
 		return -EIO;
 	prod = hdr[0];
-	if (prod - q->tx_cons > RSIZE)
+	if (prod - cons > RSIZE)
 		return -EPROTO;
-	if (ring_slots(b, q->tx_ref, TX_SLOT, q->tx_cons, prod, req) < 0)
+	if (ring_slots(b, q->tx_ref, TX_SLOT, cons, prod, req) < 0)
 		return -EIO;
-	npk = tx_packets(req, q->tx_cons, prod, pk, RSIZE, NBOUNCE - 2);
+	npk = tx_packets(req, cons, prod, pk, RSIZE, NBOUNCE - 2);
 	for (unsigned k = 0; k < npk; k++) {
 		unsigned page = pk[k].page;
 		for (unsigned j = 0; j < pk[k].nslot; j++) {
-			const netif_tx_request_t *t = &req[pk[k].start + j - q->tx_cons];
+			const netif_tx_request_t *t = &req[pk[k].start + j - cons];
 			uint16_t len = j == 0 ? pk[k].first_len : t->size;
 			if (pk[k].extra && j == 1)
 				continue;
@@ -289,7 +303,7 @@ static int do_tx(struct tb *b, struct tbq *q)
 		return -EIO;
 	nseg = 0;
 	for (unsigned k = 0; k < npk; k++) {
-		const netif_tx_request_t *first = &req[pk[k].start - q->tx_cons];
+		const netif_tx_request_t *first = &req[pk[k].start - cons];
 		uint16_t first_id = first->id;
 
 		record_frame(b, bpage(b, pk[k].page), PV_MIN((unsigned)pk[k].first_len, 64u), first->size);
@@ -302,7 +316,7 @@ static int do_tx(struct tb *b, struct tbq *q)
 		b->last_id = first->id;
 		b->have_last = true;
 		for (unsigned j = 0; j < pk[k].nslot; j++) {
-			const netif_tx_request_t *t = &req[pk[k].start + j - q->tx_cons];
+			const netif_tx_request_t *t = &req[pk[k].start + j - cons];
 			netif_tx_response_t rsp = { .id = j == 0 ? first_id : t->id, .status = NETIF_RSP_OKAY };
 			RING_IDX at = q->tx_prod + nrsp;
 			uint8_t *p = bpage(b, NBOUNCE - 2) + nrsp * 4;
@@ -324,9 +338,12 @@ static int do_tx(struct tb *b, struct tbq *q)
 			r = ring_put_u32(b, q->tx_ref, 8, q->tx_prod);
 		pv_evtchn_notify(b->ec, q->tx_port);
 	}
-	/* RING_FINAL_CHECK_FOR_REQUESTS: a kick for the next request. */
+	/* RING_FINAL_CHECK_FOR_REQUESTS: a kick for the next request, then
+	 * look again (a request published meanwhile sent no kick). */
 	if (r == 0)
 		r = ring_put_u32(b, q->tx_ref, 4, q->tx_cons + 1);
+	if (r == 0 && ring_header(b, q->tx_ref, hdr) == 0 && hdr[0] != q->tx_cons)
+		return (int)npk + 1;
 	return r < 0 ? r : (int)npk;
 }
 
@@ -374,7 +391,10 @@ static int rx_fault(struct tb *b, struct tbq *q, const netif_rx_request_t *req, 
 			rsp[k].flags = k + 1 < n ? NETRXF_more_data : 0;
 		}
 	} else if (fault_now(b, TB_RX_PROD_BACKWARDS)) {
-		return ring_put_u32(b, q->rx_ref, 8, q->rx_prod - 100) == 0 ? 1 : -EIO;
+		if (ring_put_u32(b, q->rx_ref, 8, q->rx_prod - 100) < 0)
+			return -EIO;
+		pv_evtchn_notify(b->ec, q->rx_port);
+		return 1;
 	} else {
 		return 0;
 	}
@@ -588,7 +608,9 @@ static void service(struct tb *b)
 	if (!b->connected)
 		return;
 	for (unsigned i = 0; i < b->nq; i++) {
-		int r = do_tx(b, &b->q[i]);
+		int r, rounds = 0;
+		while ((r = do_tx(b, &b->q[i])) > 0 && ++rounds < 64)
+			;
 		if (r >= 0 && i == 0)
 			r = do_rx(b, &b->q[i]);
 		if (r == -EIO) {      /* the guest went away */

@@ -75,5 +75,8 @@ int tb_inject(struct tb *b, const void *frame, size_t len);
 size_t tb_build_seq_frame(uint8_t *buf, size_t len, const uint8_t src[6], uint32_t seq);
 /* Was seq received (by this backend)? */
 bool tb_seq_seen(struct tb *b, uint32_t seq);
+/* OR this backend's received-seq bitmap (TB_SEQ_MAX bits) into dst;
+ * returns how many of its seqs dst already had (received twice). */
+uint64_t tb_seq_merge(struct tb *b, uint8_t *dst);
 
 #endif
