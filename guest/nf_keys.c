@@ -70,7 +70,7 @@ int nf_build_keys(const struct nf_dev *d, unsigned nqueues, struct nf_kv *kv, un
 		r |= kv_add(kv, max, &n, "", "multi-queue-num-queues", nqueues);
 	for (unsigned i = 0; i < nqueues; i++) {
 		const struct nf_queue *q = &d->queues[i];
-		char prefix[16] = "";
+		char prefix[24] = "";
 
 		/* One queue: flat keys; several: queue-N/ only (netif.h). */
 		if (nqueues > 1)
