@@ -15,7 +15,9 @@
  * Thread: one handle per thread, except pv_evtchn_notify(), which may be
  * called from any thread on any port of the handle.
  * Errors: port (>= 1) or 0 on success, -errno on failure.
- * Ownership: closing the handle unbinds its ports.
+ * Ownership: closing the handle unbinds its ports. pv_evtchn_unbind() of a
+ * port of this handle always releases it locally (0), even if the
+ * hypervisor had closed it already (our domain ended).
  */
 #ifndef PVNET_HYPERVISOR_EVTCHN_H
 #define PVNET_HYPERVISOR_EVTCHN_H

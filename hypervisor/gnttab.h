@@ -90,21 +90,30 @@ struct pv_gnttab_map_op {
 	uint32_t handle;     /* out: pass to unmap */
 	void *addr;          /* out: start of the granted page in our view */
 };
-/* GNTTABOP_map_grant_ref for `count` ops in one round trip. 0 if the batch was
- * processed (check each status), -errno if it could not be sent. */
+/* GNTTABOP_map_grant_ref for `count` ops in one round trip (per 256). 0 if the
+ * batch was processed (check each status), -errno if it could not be sent.
+ * A grant mapped twice gives the same address twice (one page, one view). */
 int pv_gnttab_map_batch(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_map_op *ops);
-/* GNTTABOP_unmap_grant_ref; status[i] gets GNTST_okay or GNTST_bad_handle. */
+/* GNTTABOP_unmap_grant_ref; status[i] gets GNTST_okay or GNTST_bad_handle.
+ * A handle whose mapping was revoked (granter destroyed or moved) unmaps
+ * with GNTST_okay once, which releases it. */
 int pv_gnttab_unmap_batch(struct pv_gnttab *gt, unsigned count, const uint32_t *handles,
 			  int16_t *status);
 
-/* libxengnttab shape: map one grant; NULL + errno (EINVAL, EPERM, ENOENT...) */
+/* libxengnttab shape: map one grant; NULL + errno: EPERM (general_error: not
+ * granted to us, or a writable map of a read-only grant), ESRCH (bad_domain),
+ * EINVAL (bad_gntref), ENOSPC (no_space), EFAULT (bad_page), or the errno of
+ * the call. Meant for a few long-lived mappings (rings); the data path uses
+ * the batch calls. */
 void *pv_gnttab_map_grant_ref(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref, int prot);
 /* Unmap what pv_gnttab_map_grant_ref returned (count must be 1). */
 int pv_gnttab_unmap(struct pv_gnttab *gt, void *addr, uint32_t count);
 
 /* GNTTABOP_copy. A side is a foreign grant when its PV_GNTCOPY_*_gref flag is
- * set, else a pointer into the caller's own I/O memory (pv_hv_map_own_memory).
- * Neither side may cross a 4 KiB page. */
+ * set, else a pointer into the caller's own I/O memory (pv_hv_map_own_memory,
+ * registered with pv_gnttab_set_own_memory; any other pointer gives
+ * GNTST_bad_page). Neither side may cross a 4 KiB page (GNTST_bad_copy_arg).
+ * The hypervisor copies: one round trip per 256 segments. */
 #define PV_GNTCOPY_source_gref GNTCOPY_source_gref
 #define PV_GNTCOPY_dest_gref   GNTCOPY_dest_gref
 struct pv_gnttab_copy_seg {

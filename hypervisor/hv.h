@@ -42,7 +42,9 @@ void pv_hv_close(struct pv_hv *hv);
 uint32_t pv_hv_domid(const struct pv_hv *hv);
 /* Readable when the hypervisor has queued asynchronous notices for this
  * connection (a peer domain died, a mapping was revoked); call
- * pv_hv_poll_notices() then. */
+ * pv_hv_poll_notices() then. A dom0 pv_hv hears PV_NOTICE_DOMAIN_GONE for
+ * every domain destroyed or moved away (up to 4096 queued; the oldest are
+ * dropped beyond that). */
 int pv_hv_fd(const struct pv_hv *hv);
 
 enum pv_notice_type {
@@ -126,10 +128,12 @@ int pv_hv_domain_destroy(struct pv_hv *hv, uint32_t domid);
 int pv_hv_domain_info(struct pv_hv *hv, uint32_t domid, struct pv_domain_info *info);
 /* Fills up to `max`; returns the number of domains (may exceed max). */
 int pv_hv_domain_list(struct pv_hv *hv, struct pv_domain_info *out, unsigned max);
-/* Wait until domid's state is in `state_mask` (1 << PV_DOM_*). -ETIMEDOUT,
- * -ESRCH if the domain is destroyed meanwhile. timeout_ms < 0: forever. */
+/* Wait until domid's state is in `state_mask` (1 << PV_DOM_*): 0 (at once if
+ * it already is), -ETIMEDOUT, -ESRCH if the domain is unknown or destroyed
+ * meanwhile. timeout_ms < 0: forever. */
 int pv_hv_domain_wait(struct pv_hv *hv, uint32_t domid, unsigned state_mask, int timeout_ms);
-/* Cancel a suspend: the guest's pv_hv_suspend() returns 1. */
+/* Cancel a suspend: the guest's pv_hv_suspend() returns 1. -EINVAL if the
+ * domain is not suspended (the same for export and moved). */
 int pv_hv_domain_resume(struct pv_hv *hv, uint32_t domid);
 /* Suspended domain: hand out its memory (memfd, dup'ed to the caller). */
 int pv_hv_domain_export(struct pv_hv *hv, uint32_t domid, int *memfd, uint32_t *mem_pages);

@@ -68,7 +68,7 @@ static int dom0_init(const char *xs_socket, char *err, size_t errlen)
 	return ok ? 0 : -EIO;
 }
 
-static void host_teardown(const struct cli *c, const char *name)
+void host_teardown(const struct cli *c, const char *name)
 {
 	char dir[512], ns[64];
 
@@ -79,12 +79,92 @@ static void host_teardown(const struct cli *c, const char *name)
 	cli_rmtree(dir);
 }
 
+int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, char *err, size_t errlen)
+{
+	char dir[384], ns[64], port[32], q[16] = "";
+	char xs[512], xsdir[512], hv[512], hvdir[512], nbdir[512], conf[600];
+	char p_xs[512], p_hv[512], p_nb[512];
+
+	if (!cli_valid_name(name)) {
+		snprintf(err, errlen, "bad host name '%s': 1-%d letters, digits, '-' or '_', starting with a letter",
+			 name, CLI_NAME_MAX);
+		return -EINVAL;
+	}
+	if (cli_prog(c, "pvnet-xenstored", p_xs, sizeof(p_xs)) < 0 ||
+	    cli_prog(c, "pvnet-hypervisor", p_hv, sizeof(p_hv)) < 0 ||
+	    cli_prog(c, "pvnet-netback", p_nb, sizeof(p_nb)) < 0) {
+		snprintf(err, errlen, "the pvnet daemons are not next to this pvnet in %s (build with 'make')", c->bindir);
+		return -ENOENT;
+	}
+	lab_netns(ns, sizeof(ns), 'h', name);
+	if (lab_host_exists(c, name)) {
+		snprintf(err, errlen, "host '%s' already exists", name);
+		return -EEXIST;
+	}
+	if (lab_netns_exists(ns)) {
+		snprintf(err, errlen, "network namespace %s already exists (left over? 'ip netns del %s')", ns, ns);
+		return -EEXIST;
+	}
+	if (sw) {
+		char swns[64];
+		lab_netns(swns, sizeof(swns), 's', sw);
+		if (!lab_netns_exists(swns)) {
+			snprintf(err, errlen, "no switch '%s' (create it with 'pvnet switch-create %s')", sw, sw);
+			return -ENOENT;
+		}
+	}
+
+	lab_host_dir(c, name, dir, sizeof(dir));
+	snprintf(xsdir, sizeof(xsdir), "%s/xenstored", dir);
+	snprintf(hvdir, sizeof(hvdir), "%s/hypervisor", dir);
+	snprintf(nbdir, sizeof(nbdir), "%s/netback", dir);
+	if (pv_mkdir_p(xsdir, 0755) < 0 || pv_mkdir_p(hvdir, 0755) < 0 || pv_mkdir_p(nbdir, 0755) < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		cli_rmtree(dir);
+		return -EIO;
+	}
+	cli_note(c, "host %s: network namespace %s, bridge xenbr0\n", name, ns);
+	if (lab_netns_add(ns, err, errlen) < 0 ||
+	    cli_runv(err, errlen, "ip", "-n", ns, "link", "add", "xenbr0", "type", "bridge", NULL) != 0 ||
+	    cli_runv(err, errlen, "ip", "-n", ns, "link", "set", "xenbr0", "up", NULL) != 0) {
+		host_teardown(c, name);
+		return -EIO;
+	}
+	if (sw) {
+		snprintf(port, sizeof(port), "h-%s", name);
+		if (lab_switch_link(sw, ns, "uplink", port, "xenbr0", err, errlen) < 0) {
+			host_teardown(c, name);
+			return -EIO;
+		}
+	}
+
+	lab_xs_socket(c, name, xs, sizeof(xs));
+	lab_hv_socket(c, name, hv, sizeof(hv));
+	if (maxq)
+		snprintf(q, sizeof(q), "%u", maxq);
+	struct sup_child kids[3] = {
+		{ .name = "xenstored", .argv = { p_xs, "--rundir", xsdir, NULL }, .ready_fd = true },
+		{ .name = "hypervisor", .argv = { p_hv, "--rundir", hvdir, NULL }, .ready_fd = true },
+		{ .name = "netback", .argv = { p_nb, "--xenstore", xs, "--hypervisor", hv, "--rundir", nbdir,
+					       maxq ? "--max-queues" : NULL, q, NULL },
+		  .netns = ns, .ready_fd = true },
+	};
+	cli_note(c, "host %s: starting pvnet-xenstored, pvnet-hypervisor, pvnet-netback\n", name);
+	if (sup_start(dir, kids, 3, 10000, err, errlen) < 0 || dom0_init(xs, err, errlen) < 0) {
+		host_teardown(c, name);
+		return -EIO;
+	}
+	snprintf(conf, sizeof(conf), "%s/host.conf", dir);
+	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns, "switch", sw ? sw : "",
+						  "max_queues", q, "bridge", "xenbr0" }, 5);
+	cli_note(c, "host %s: ready; xenstore tools: export XENSTORED_PATH=%s\n", name, xs);
+	return 0;
+}
+
 static int verb_host_create(struct cli *c, int argc, char **argv)
 {
 	const char *name = NULL, *sw = NULL;
-	char dir[384], ns[64], err[1024], port[32], q[16] = "";
-	char xs[512], xsdir[512], hv[512], hvdir[512], nbdir[512], conf[600];
-	char p_xs[512], p_hv[512], p_nb[512];
+	char err[1024];
 	unsigned maxq = 0;
 	int r;
 
@@ -101,74 +181,10 @@ static int verb_host_create(struct cli *c, int argc, char **argv)
 	}
 	if (!name)
 		return cli_usage(verb_find("host-create"));
-	if (!cli_valid_name(name))
-		return cli_fail("bad host name '%s': 1-%d letters, digits, '-' or '_', starting with a letter",
-				name, CLI_NAME_MAX);
-	if (cli_prog(c, "pvnet-xenstored", p_xs, sizeof(p_xs)) < 0 ||
-	    cli_prog(c, "pvnet-hypervisor", p_hv, sizeof(p_hv)) < 0 ||
-	    cli_prog(c, "pvnet-netback", p_nb, sizeof(p_nb)) < 0)
-		return cli_fail("the pvnet daemons are not next to this pvnet in %s (build with 'make')", c->bindir);
 	if ((r = cli_lock(c)) < 0)
 		return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
-	lab_netns(ns, sizeof(ns), 'h', name);
-	if (lab_host_exists(c, name))
-		return cli_fail("host '%s' already exists", name);
-	if (lab_netns_exists(ns))
-		return cli_fail("network namespace %s already exists (left over? 'ip netns del %s')", ns, ns);
-	if (sw) {
-		char swns[64];
-		lab_netns(swns, sizeof(swns), 's', sw);
-		if (!lab_netns_exists(swns))
-			return cli_fail("no switch '%s' (create it with 'pvnet switch-create %s')", sw, sw);
-	}
-
-	lab_host_dir(c, name, dir, sizeof(dir));
-	snprintf(xsdir, sizeof(xsdir), "%s/xenstored", dir);
-	snprintf(hvdir, sizeof(hvdir), "%s/hypervisor", dir);
-	snprintf(nbdir, sizeof(nbdir), "%s/netback", dir);
-	if (pv_mkdir_p(xsdir, 0755) < 0 || pv_mkdir_p(hvdir, 0755) < 0 || pv_mkdir_p(nbdir, 0755) < 0) {
-		cli_rmtree(dir);
-		return cli_fail("cannot create %s: %s", dir, strerror(errno));
-	}
-	cli_note(c, "host %s: network namespace %s, bridge xenbr0\n", name, ns);
-	if (lab_netns_add(ns, err, sizeof(err)) < 0 ||
-	    cli_runv(err, sizeof(err), "ip", "-n", ns, "link", "add", "xenbr0", "type", "bridge", NULL) != 0 ||
-	    cli_runv(err, sizeof(err), "ip", "-n", ns, "link", "set", "xenbr0", "up", NULL) != 0) {
-		host_teardown(c, name);
-		return cli_fail("creating host %s: %s", name, err);
-	}
-	if (sw) {
-		snprintf(port, sizeof(port), "h-%s", name);
-		if (lab_switch_link(sw, ns, "uplink", port, "xenbr0", err, sizeof(err)) < 0) {
-			host_teardown(c, name);
-			return cli_fail("connecting host %s to switch %s: %s", name, sw, err);
-		}
-	}
-
-	lab_xs_socket(c, name, xs, sizeof(xs));
-	lab_hv_socket(c, name, hv, sizeof(hv));
-	if (maxq)
-		snprintf(q, sizeof(q), "%u", maxq);
-	struct sup_child kids[3] = {
-		{ .name = "xenstored", .argv = { p_xs, "--rundir", xsdir, NULL }, .ready_fd = true },
-		{ .name = "hypervisor", .argv = { p_hv, "--rundir", hvdir, NULL }, .ready_fd = true },
-		{ .name = "netback", .argv = { p_nb, "--xenstore", xs, "--hypervisor", hv, "--rundir", nbdir,
-					       maxq ? "--max-queues" : NULL, q, NULL },
-		  .netns = ns, .ready_fd = true },
-	};
-	cli_note(c, "host %s: starting pvnet-xenstored, pvnet-hypervisor, pvnet-netback\n", name);
-	if (sup_start(dir, kids, 3, 10000, err, sizeof(err)) < 0) {
-		host_teardown(c, name);
-		return cli_fail("starting host %s: %s", name, err);
-	}
-	if (dom0_init(xs, err, sizeof(err)) < 0) {
-		host_teardown(c, name);
-		return cli_fail("host %s: %s", name, err);
-	}
-	snprintf(conf, sizeof(conf), "%s/host.conf", dir);
-	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns, "switch", sw ? sw : "",
-						  "max_queues", q, "bridge", "xenbr0" }, 5);
-	cli_note(c, "host %s: ready; xenstore tools: export XENSTORED_PATH=%s\n", name, xs);
+	if (host_create(c, name, sw, maxq, err, sizeof(err)) < 0)
+		return cli_fail("%s", err);
 	return 0;
 }
 
@@ -269,37 +285,103 @@ static int verb_xenstore(struct cli *c, int argc, char **argv)
 	return cli_fail("cannot run %s: %s", argv[2], strerror(errno));
 }
 
+int switch_create(struct cli *c, const char *name, char *err, size_t errlen)
+{
+	char ns[64], conf[512];
+
+	if (!cli_valid_name(name)) {
+		snprintf(err, errlen, "bad switch name '%s'", name);
+		return -EINVAL;
+	}
+	lab_netns(ns, sizeof(ns), 's', name);
+	if (lab_netns_exists(ns)) {
+		snprintf(err, errlen, "switch '%s' already exists", name);
+		return -EEXIST;
+	}
+	if (lab_netns_add(ns, err, errlen) < 0 ||
+	    cli_runv(err, errlen, "ip", "-n", ns, "link", "add", "br0", "type", "bridge", NULL) != 0 ||
+	    cli_runv(err, errlen, "ip", "-n", ns, "link", "set", "br0", "up", NULL) != 0) {
+		lab_netns_del(ns);
+		return -EIO;
+	}
+	cli_path(c, conf, sizeof(conf), "switches");
+	pv_mkdir_p(conf, 0755);
+	cli_path(c, conf, sizeof(conf), "switches/%s.conf", name);
+	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns }, 2);
+	cli_note(c, "switch %s: network namespace %s, bridge br0\n", name, ns);
+	return 0;
+}
+
+void switch_destroy(const struct cli *c, const char *name)
+{
+	char ns[64], conf[512];
+
+	lab_netns(ns, sizeof(ns), 's', name);
+	lab_netns_del(ns);
+	cli_path(c, conf, sizeof(conf), "switches/%s.conf", name);
+	unlink(conf);
+}
+
+int client_create(struct cli *c, const char *name, const char *sw, const char *const *ips, unsigned nip,
+		  char *err, size_t errlen)
+{
+	char ns[64], port[32], conf[512];
+
+	if (!cli_valid_name(name)) {
+		snprintf(err, errlen, "bad client name '%s'", name);
+		return -EINVAL;
+	}
+	lab_netns(ns, sizeof(ns), 'c', name);
+	if (lab_netns_exists(ns)) {
+		snprintf(err, errlen, "client '%s' already exists", name);
+		return -EEXIST;
+	}
+	snprintf(port, sizeof(port), "c-%s", name);
+	if (lab_netns_add(ns, err, errlen) < 0 || lab_switch_link(sw, ns, "eth0", port, NULL, err, errlen) < 0) {
+		lab_netns_del(ns);
+		return -EIO;
+	}
+	for (unsigned i = 0; i < nip; i++) {
+		if (cli_runv(err, errlen, "ip", "-n", ns, "addr", "add", ips[i], "dev", "eth0", "nodad", NULL) != 0) {
+			lab_netns_del(ns);
+			return -EIO;
+		}
+	}
+	cli_path(c, conf, sizeof(conf), "clients");
+	pv_mkdir_p(conf, 0755);
+	cli_path(c, conf, sizeof(conf), "clients/%s.conf", name);
+	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns, "switch", sw }, 3);
+	cli_note(c, "client %s: network namespace %s on switch %s\n", name, ns, sw);
+	return 0;
+}
+
+void client_destroy(const struct cli *c, const char *name)
+{
+	char ns[64], conf[512];
+
+	lab_netns(ns, sizeof(ns), 'c', name);
+	lab_netns_del(ns);
+	cli_path(c, conf, sizeof(conf), "clients/%s.conf", name);
+	unlink(conf);
+}
+
 static int verb_switch_create(struct cli *c, int argc, char **argv)
 {
-	char ns[64], err[512], conf[512];
+	char err[1024];
 	int r;
 
 	if (argc != 2)
 		return cli_usage(verb_find("switch-create"));
-	if (!cli_valid_name(argv[1]))
-		return cli_fail("bad switch name '%s'", argv[1]);
 	if ((r = cli_lock(c)) < 0)
 		return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
-	lab_netns(ns, sizeof(ns), 's', argv[1]);
-	if (lab_netns_exists(ns))
-		return cli_fail("switch '%s' already exists", argv[1]);
-	if (lab_netns_add(ns, err, sizeof(err)) < 0 ||
-	    cli_runv(err, sizeof(err), "ip", "-n", ns, "link", "add", "br0", "type", "bridge", NULL) != 0 ||
-	    cli_runv(err, sizeof(err), "ip", "-n", ns, "link", "set", "br0", "up", NULL) != 0) {
-		lab_netns_del(ns);
-		return cli_fail("creating switch %s: %s", argv[1], err);
-	}
-	cli_path(c, conf, sizeof(conf), "switches");
-	pv_mkdir_p(conf, 0755);
-	cli_path(c, conf, sizeof(conf), "switches/%s.conf", argv[1]);
-	cli_kv_write(conf, (const char *const[]){ "name", argv[1], "netns", ns }, 2);
-	cli_note(c, "switch %s: network namespace %s, bridge br0\n", argv[1], ns);
+	if (switch_create(c, argv[1], err, sizeof(err)) < 0)
+		return cli_fail("%s", err);
 	return 0;
 }
 
 static int verb_switch_destroy(struct cli *c, int argc, char **argv)
 {
-	char ns[64], conf[512];
+	char ns[64];
 	int r;
 
 	if (argc != 2)
@@ -309,16 +391,14 @@ static int verb_switch_destroy(struct cli *c, int argc, char **argv)
 	lab_netns(ns, sizeof(ns), 's', argv[1]);
 	if (!lab_netns_exists(ns))
 		return cli_fail("no switch '%s'", argv[1]);
-	lab_netns_del(ns);
-	cli_path(c, conf, sizeof(conf), "switches/%s.conf", argv[1]);
-	unlink(conf);
+	switch_destroy(c, argv[1]);
 	return 0;
 }
 
 static int verb_client_create(struct cli *c, int argc, char **argv)
 {
 	const char *name = NULL, *sw = NULL, *ips[4];
-	char ns[64], err[512], port[32], conf[512];
+	char err[1024];
 	unsigned nip = 0;
 	int r;
 
@@ -334,36 +414,16 @@ static int verb_client_create(struct cli *c, int argc, char **argv)
 	}
 	if (!name || !sw)
 		return cli_usage(verb_find("client-create"));
-	if (!cli_valid_name(name))
-		return cli_fail("bad client name '%s'", name);
 	if ((r = cli_lock(c)) < 0)
 		return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
-	lab_netns(ns, sizeof(ns), 'c', name);
-	if (lab_netns_exists(ns))
-		return cli_fail("client '%s' already exists", name);
-	snprintf(port, sizeof(port), "c-%s", name);
-	if (lab_netns_add(ns, err, sizeof(err)) < 0 ||
-	    lab_switch_link(sw, ns, "eth0", port, NULL, err, sizeof(err)) < 0) {
-		lab_netns_del(ns);
-		return cli_fail("creating client %s: %s", name, err);
-	}
-	for (unsigned i = 0; i < nip; i++) {
-		if (cli_runv(err, sizeof(err), "ip", "-n", ns, "addr", "add", ips[i], "dev", "eth0", "nodad", NULL) != 0) {
-			lab_netns_del(ns);
-			return cli_fail("client %s: address %s: %s", name, ips[i], err);
-		}
-	}
-	cli_path(c, conf, sizeof(conf), "clients");
-	pv_mkdir_p(conf, 0755);
-	cli_path(c, conf, sizeof(conf), "clients/%s.conf", name);
-	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns, "switch", sw }, 3);
-	cli_note(c, "client %s: network namespace %s on switch %s\n", name, ns, sw);
+	if (client_create(c, name, sw, ips, nip, err, sizeof(err)) < 0)
+		return cli_fail("%s", err);
 	return 0;
 }
 
 static int verb_client_destroy(struct cli *c, int argc, char **argv)
 {
-	char ns[64], conf[512];
+	char ns[64];
 	int r;
 
 	if (argc != 2)
@@ -373,9 +433,7 @@ static int verb_client_destroy(struct cli *c, int argc, char **argv)
 	lab_netns(ns, sizeof(ns), 'c', argv[1]);
 	if (!lab_netns_exists(ns))
 		return cli_fail("no client '%s'", argv[1]);
-	lab_netns_del(ns);
-	cli_path(c, conf, sizeof(conf), "clients/%s.conf", argv[1]);
-	unlink(conf);
+	client_destroy(c, argv[1]);
 	return 0;
 }
 

@@ -14,7 +14,7 @@
 #include "toolstack/cli.h"
 #include "toolstack/verbs.h"
 
-static const struct cli_verb *const tables[] = { host_verbs, guest_verbs };
+static const struct cli_verb *const tables[] = { host_verbs, guest_verbs, migrate_verbs, demo_verbs };
 
 const struct cli_verb *verb_find(const char *name)
 {

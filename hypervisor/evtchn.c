@@ -1,0 +1,285 @@
+/*
+ * Event channels, client side (libxenevtchn shape). Each bound port has two
+ * eventfds from the hypervisor: `in`, which the peer writes and we watch, and
+ * `out`, the peer's `in`, which we write to notify — one write(2), no round
+ * trip. The handle's fd is an epoll set over every `in` with EPOLLONESHOT:
+ * an event that fires masks its port (the one-shot is spent), pending() reads
+ * the eventfd (clears it) and returns the port, unmask() re-arms it; a port
+ * that became pending while masked fires at once on unmask, as on Xen.
+ *
+ * notify() may run in other threads while the owner unbinds: the `out` fd
+ * numbers are never closed while the handle lives; an unbound port's number
+ * is pointed at a sink eventfd (dup2) and reused for the next port, so a racing
+ * notify writes to a real eventfd (at worst a spurious event), never to an
+ * unrelated file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "hypervisor/client.h"
+#include "hypervisor/evtchn.h"
+
+struct ec_port {
+	int in;           /* -1: not ours */
+	int out;
+};
+
+struct pv_evtchn {
+	struct hvc c;
+	int epfd;
+	int sink;
+	struct ec_port *ports;  /* c.max_port + 1 */
+	int *spare;             /* out fd numbers to reuse */
+	unsigned nspare, cap_spare;
+	uint32_t ready[64];     /* ports from the last epoll_wait, masked already */
+	unsigned nready, iready;
+};
+
+struct pv_evtchn *pv_evtchn_open(const char *hv_path)
+{
+	struct pv_evtchn *ec = calloc(1, sizeof(*ec));
+	int r;
+
+	if (!ec) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ec->epfd = ec->sink = -1;
+	r = hvc_open(&ec->c, hv_path, 0);
+	if (r < 0)
+		goto fail;
+	/* Nothing to apply for ports (the eventfd pair survives rebinding), but
+	 * consume PORT_CLOSED notices so they do not pile up in the daemon. */
+	ec->c.consume = true;
+	ec->ports = calloc((size_t)ec->c.max_port + 1, sizeof(*ec->ports));
+	ec->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ec->sink = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = !ec->ports ? -ENOMEM : ec->epfd < 0 || ec->sink < 0 ? -errno : 0;
+	if (r < 0)
+		goto fail;
+	for (uint32_t p = 0; p <= ec->c.max_port; p++)
+		ec->ports[p].in = ec->ports[p].out = -1;
+	return ec;
+fail:
+	pv_evtchn_close(ec);
+	errno = -r;
+	return NULL;
+}
+
+void pv_evtchn_close(struct pv_evtchn *ec)
+{
+	if (!ec)
+		return;
+	hvc_close(&ec->c); /* the hypervisor closes every port we held */
+	for (uint32_t p = 0; ec->ports && p <= ec->c.max_port; p++) {
+		if (ec->ports[p].in >= 0)
+			close(ec->ports[p].in);
+		if (ec->ports[p].out >= 0)
+			close(ec->ports[p].out);
+	}
+	for (unsigned i = 0; i < ec->nspare; i++)
+		close(ec->spare[i]);
+	if (ec->epfd >= 0)
+		close(ec->epfd);
+	if (ec->sink >= 0)
+		close(ec->sink);
+	free(ec->ports);
+	free(ec->spare);
+	free(ec);
+}
+
+int pv_evtchn_fd(const struct pv_evtchn *ec) { return ec->epfd; }
+
+static struct ec_port *ours(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	if (port == 0 || port > ec->c.max_port || ec->ports[port].in < 0)
+		return NULL;
+	return &ec->ports[port];
+}
+
+/* Take the port the reply of alloc_unbound / bind_interdomain gave us. */
+static int install(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
+	struct ec_port *p;
+	int in, out;
+
+	if (ec->c.nfds != 2 || port == 0 || port > ec->c.max_port || ec->ports[port].in >= 0) {
+		hvc_drop_fds(&ec->c);
+		return -EPROTO;
+	}
+	in = ec->c.fds[0];
+	out = ec->c.fds[1];
+	ec->c.nfds = 0;
+	if (epoll_ctl(ec->epfd, EPOLL_CTL_ADD, in, &ev) < 0) {
+		int r = -errno;
+		close(in);
+		close(out);
+		return r;
+	}
+	if (ec->nspare) {
+		int slot = ec->spare[--ec->nspare];
+		if (dup3(out, slot, O_CLOEXEC) >= 0) {
+			close(out);
+			out = slot;
+		} else {
+			ec->spare[ec->nspare++] = slot;
+		}
+	}
+	p = &ec->ports[port];
+	p->in = in;
+	__atomic_store_n(&p->out, out, __ATOMIC_RELEASE);
+	return (int)port;
+}
+
+static int port_call(struct pv_evtchn *ec, uint16_t op, const void *payload, size_t len,
+		     void *reply)
+{
+	struct hvc_req rq = { .op = op, .payload = payload, .len = len, .fd = -1 };
+	int r = hvc_call(&ec->c, &rq);
+
+	if (r >= 0 && ec->c.rep_len != len)
+		r = -EPROTO;
+	if (r >= 0)
+		memcpy(reply, ec->c.rep_payload, len);
+	return r;
+}
+
+int pv_evtchn_bind_unbound_port(struct pv_evtchn *ec, uint32_t remote_domid)
+{
+	struct evtchn_alloc_unbound a = { .dom = DOMID_SELF, .remote_dom = (domid_t)remote_domid };
+	int r;
+
+	if (remote_domid > 0xFFFF)
+		return -EINVAL;
+	r = port_call(ec, HVP_EC_ALLOC_UNBOUND, &a, sizeof(a), &a);
+	r = r < 0 ? r : install(ec, a.port);
+	hvc_drop_fds(&ec->c);
+	hvc_sync(&ec->c);
+	return r;
+}
+
+int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid,
+			       evtchn_port_t remote_port)
+{
+	struct evtchn_bind_interdomain b = { .remote_dom = (domid_t)remote_domid,
+					     .remote_port = remote_port };
+	int r;
+
+	if (remote_domid > 0xFFFF)
+		return -EINVAL;
+	r = port_call(ec, HVP_EC_BIND, &b, sizeof(b), &b);
+	r = r < 0 ? r : install(ec, b.local_port);
+	hvc_drop_fds(&ec->c);
+	hvc_sync(&ec->c);
+	return r;
+}
+
+/* Keep the number of an unbound port's `out` fd, pointed at the sink. */
+static void retire_out(struct pv_evtchn *ec, int out)
+{
+	if (ec->nspare == ec->cap_spare) {
+		unsigned ncap = ec->cap_spare * 2 + 8;
+		int *s = realloc(ec->spare, ncap * sizeof(*s));
+		if (!s) {
+			close(out);
+			return;
+		}
+		ec->spare = s;
+		ec->cap_spare = ncap;
+	}
+	if (dup3(ec->sink, out, O_CLOEXEC) < 0) {
+		close(out);
+		return;
+	}
+	ec->spare[ec->nspare++] = out;
+}
+
+int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct hvc_req rq = { .op = HVP_EC_CLOSE, .arg = { port, 0 }, .fd = -1 };
+	struct ec_port *p = ours(ec, port);
+	int out;
+
+	if (!p)
+		return -EINVAL;
+	/* Whatever the hypervisor says (the port is gone already if our domain
+	 * ended), the port is no longer ours. */
+	(void)hvc_call(&ec->c, &rq);
+	hvc_drop_fds(&ec->c);
+	epoll_ctl(ec->epfd, EPOLL_CTL_DEL, p->in, NULL);
+	close(p->in);
+	p->in = -1;
+	out = p->out;
+	__atomic_store_n(&p->out, -1, __ATOMIC_RELEASE);
+	retire_out(ec, out);
+	hvc_sync(&ec->c);
+	return 0;
+}
+
+int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	static const uint64_t one = 1;
+	int fd;
+
+	if (port == 0 || port > ec->c.max_port)
+		return -EINVAL;
+	fd = __atomic_load_n(&ec->ports[port].out, __ATOMIC_ACQUIRE);
+	if (fd < 0)
+		return -EINVAL;
+	/* EAGAIN means the counter is saturated: the peer is pending anyway. */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+int pv_evtchn_pending(struct pv_evtchn *ec)
+{
+	for (;;) {
+		struct ec_port *p;
+		uint64_t v;
+
+		if (ec->iready == ec->nready) {
+			struct epoll_event evs[64];
+			int n = epoll_wait(ec->epfd, evs, 64, 0);
+			if (n <= 0)
+				return n < 0 && errno != EINTR ? -errno : -EAGAIN;
+			for (int i = 0; i < n; i++)
+				ec->ready[i] = evs[i].data.u32;
+			ec->nready = (unsigned)n;
+			ec->iready = 0;
+		}
+		p = ours(ec, ec->ready[ec->iready]);
+		if (!p) {
+			ec->iready++; /* unbound meanwhile */
+			continue;
+		}
+		(void)!read(p->in, &v, sizeof(v));
+		return (int)ec->ready[ec->iready++];
+	}
+}
+
+int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
+	struct ec_port *p = ours(ec, port);
+
+	if (!p)
+		return -EINVAL;
+	return epoll_ctl(ec->epfd, EPOLL_CTL_MOD, p->in, &ev) < 0 ? -errno : 0;
+}
+
+int pv_evtchn_status(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct evtchn_status s = { .dom = DOMID_SELF, .port = port };
+	int r = port_call(ec, HVP_EC_STATUS, &s, sizeof(s), &s);
+
+	hvc_drop_fds(&ec->c);
+	hvc_sync(&ec->c);
+	return r < 0 ? r : (int)s.status;
+}
