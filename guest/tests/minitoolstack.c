@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "common/xen.h"
 #include "hypervisor/hv.h"
+#include "toolstack/domain.h"
 #include "toolstack/tsx.h"
 
 #define P(...) (snprintf(path, sizeof(path), __VA_ARGS__), path)
@@ -157,61 +158,22 @@ int mts_hv_domain_sock(const struct mts_host *h, uint32_t domid, char *buf, size
 	return pv_hv_domain_socket(h->hv, domid, buf, len);
 }
 
-/* Run body in a transaction retried on EAGAIN. */
-static int in_txn(struct xs_handle *xs, bool (*body)(struct xs_handle *, xs_transaction_t, const void *),
-		  const void *arg)
+/* libxl's layout comes from the toolstack (toolstack/domain.c). A domain's
+ * uuid is derived from its id so that it can be found again at destroy. */
+static void dom_spec_of(struct dom_spec *s, uint32_t domid)
 {
-	for (int i = 0; i < 100; i++) {
-		xs_transaction_t t = xs_transaction_start(xs);
-		if (t == XBT_NULL)
-			return -errno;
-		if (!body(xs, t, arg)) {
-			int e = errno;
-			xs_transaction_end(xs, t, true);
-			return -(e ? e : EIO);
-		}
-		if (xs_transaction_end(xs, t, false))
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-	}
-	return -EAGAIN;
-}
-
-/* libxl's domain skeleton (xen-protocols.md §3.3). */
-static bool skeleton(struct xs_handle *xs, xs_transaction_t t, const void *arg)
-{
-	static const char *const ro[] = { "cpu", "memory", "control", "device" };
-	static const char *const own[] = { "data", "drivers", "feature", "attr", "error" };
-	static const char *const ctl[] = { "shutdown", "feature-poweroff", "feature-reboot",
-					   "feature-suspend", "sysrq" };
-	uint32_t D = *(const uint32_t *)arg;
-	char path[160], rop[32], ownp[16];
-
-	snprintf(rop, sizeof(rop), "n0 r%u", D);
-	snprintf(ownp, sizeof(ownp), "n%u", D);
-	xs_rm(xs, t, P("/local/domain/%u", D));
-	if (!xs_mkdir(xs, t, P("/local/domain/%u", D)) || !tsx_perms(xs, t, path, rop))
-		return false;
-	for (size_t i = 0; i < PV_ARRAY_SIZE(ro); i++)
-		if (!xs_mkdir(xs, t, P("/local/domain/%u/%s", D, ro[i])) || !tsx_perms(xs, t, path, rop))
-			return false;
-	for (size_t i = 0; i < PV_ARRAY_SIZE(own); i++)
-		if (!xs_mkdir(xs, t, P("/local/domain/%u/%s", D, own[i])) || !tsx_perms(xs, t, path, ownp))
-			return false;
-	for (size_t i = 0; i < PV_ARRAY_SIZE(ctl); i++)
-		if (!xs_write(xs, t, P("/local/domain/%u/control/%s", D, ctl[i]), "", 0) ||
-		    !tsx_perms(xs, t, path, ownp))
-			return false;
-	return tsx_write(xs, t, P("/local/domain/%u/control/platform-feature-multiprocessor-suspend", D), "1") &&
-	       tsx_write(xs, t, P("/local/domain/%u/control/platform-feature-xs_reset_watches", D), "1") &&
-	       tsx_write(xs, t, P("/local/domain/%u/name", D), "guest%u", D) &&
-	       tsx_write(xs, t, P("/local/domain/%u/domid", D), "%u", D);
+	memset(s, 0, sizeof(*s));
+	s->domid = domid;
+	s->backend_domid = 0;
+	s->mem_kb = 65536;
+	snprintf(s->name, sizeof(s->name), "test-%u", domid);
+	snprintf(s->uuid, sizeof(s->uuid), "00000000-0000-4000-8000-%012x", domid);
 }
 
 int mts_domain_create(struct mts_host *h, uint32_t *domid, bool incoming, unsigned mem_pages)
 {
 	struct pv_domain_config cfg = { .domid = *domid, .mem_pages = mem_pages, .incoming = incoming };
+	struct dom_spec spec;
 	int r;
 
 	snprintf(cfg.name, sizeof(cfg.name), "test-%u", *domid);
@@ -220,9 +182,10 @@ int mts_domain_create(struct mts_host *h, uint32_t *domid, bool incoming, unsign
 		fprintf(stderr, "mts: creating a domain on %s: %s\n", h->name, strerror(-r));
 		return r;
 	}
-	r = in_txn(h->xs, skeleton, domid);
-	if (r == 0 && !xs_introduce_domain(h->xs, *domid, 1, 1))
-		r = -(errno ? errno : EIO);
+	dom_spec_of(&spec, *domid);
+	r = dom_write_skeleton(h->xs, &spec);
+	if (r == 0)
+		r = dom_introduce(h->xs, &spec);
 	if (r < 0)
 		fprintf(stderr, "mts: xenstore layout of domain %u: %s\n", *domid, strerror(-r));
 	return r;
@@ -230,61 +193,23 @@ int mts_domain_create(struct mts_host *h, uint32_t *domid, bool incoming, unsign
 
 int mts_domain_destroy(struct mts_host *h, uint32_t domid)
 {
-	char path[64];
-	int r;
+	struct dom_spec spec;
 
-	xs_release_domain(h->xs, domid);
-	xs_rm(h->xs, XBT_NULL, P("/local/domain/%u", domid));
-	xs_rm(h->xs, XBT_NULL, P("/local/domain/0/backend/vif/%u", domid));
-	r = pv_hv_domain_destroy(h->hv, domid);
-	return r;
-}
-
-struct vif_args {
-	uint32_t domid;
-	unsigned devid;
-	const char *mac;
-};
-
-/* libxl's vif layout (xen-protocols.md §3.4), backend in domain 0. */
-static bool vif(struct xs_handle *xs, xs_transaction_t t, const void *arg)
-{
-	const struct vif_args *a = arg;
-	char fe[96], be[96], path[160], feperm[32], beperm[32];
-
-	snprintf(fe, sizeof(fe), "/local/domain/%u/device/vif/%u", a->domid, a->devid);
-	snprintf(be, sizeof(be), "/local/domain/0/backend/vif/%u/%u", a->domid, a->devid);
-	snprintf(feperm, sizeof(feperm), "n%u r0", a->domid);
-	snprintf(beperm, sizeof(beperm), "n0 r%u", a->domid);
-	xs_rm(xs, t, fe);
-	xs_rm(xs, t, be);
-	if (!xs_mkdir(xs, t, fe) || !tsx_perms(xs, t, fe, feperm) ||
-	    !xs_mkdir(xs, t, be) || !tsx_perms(xs, t, be, beperm))
-		return false;
-	return tsx_write(xs, t, P("%s/backend", fe), "%s", be) &&
-	       tsx_write(xs, t, P("%s/backend-id", fe), "0") && tsx_perms(xs, t, path, feperm) &&
-	       tsx_write(xs, t, P("%s/state", fe), "1") &&
-	       tsx_write(xs, t, P("%s/handle", fe), "%u", a->devid) &&
-	       tsx_write(xs, t, P("%s/mac", fe), "%s", a->mac) &&
-	       tsx_write(xs, t, P("%s/trusted", fe), "1") &&
-	       tsx_write(xs, t, P("%s/mtu", fe), "1500") && tsx_perms(xs, t, path, beperm) &&
-	       tsx_write(xs, t, P("%s/frontend", be), "%s", fe) &&
-	       tsx_write(xs, t, P("%s/frontend-id", be), "%u", a->domid) &&
-	       tsx_write(xs, t, P("%s/online", be), "1") &&
-	       tsx_write(xs, t, P("%s/state", be), "1") &&
-	       tsx_write(xs, t, P("%s/script", be), "/etc/xen/scripts/vif-bridge") &&
-	       tsx_write(xs, t, P("%s/mac", be), "%s", a->mac) &&
-	       tsx_write(xs, t, P("%s/bridge", be), "xenbr0") &&
-	       tsx_write(xs, t, P("%s/handle", be), "%u", a->devid) &&
-	       tsx_write(xs, t, P("%s/type", be), "vif") &&
-	       tsx_write(xs, t, P("%s/hotplug-status", be), "%s", "");
+	dom_spec_of(&spec, domid);
+	dom_remove_domain(h->xs, &spec);
+	return pv_hv_domain_destroy(h->hv, domid);
 }
 
 int mts_vif_add(struct mts_host *h, uint32_t domid, unsigned devid, const char *mac)
 {
-	struct vif_args a = { domid, devid, mac };
-	int r = in_txn(h->xs, vif, &a);
+	struct dom_spec spec;
+	struct dom_vif v = { .devid = devid };
+	int r;
 
+	dom_spec_of(&spec, domid);
+	pv_strlcpy(v.mac, mac, sizeof(v.mac));
+	pv_strlcpy(v.bridge, "xenbr0", sizeof(v.bridge));
+	r = dom_write_vif(h->xs, &spec, &v);
 	if (r < 0)
 		fprintf(stderr, "mts: vif %u of domain %u: %s\n", devid, domid, strerror(-r));
 	return r;
