@@ -334,6 +334,31 @@ int mts_suspend(struct mts_guest *g)
 	return r;
 }
 
+int mts_shutdown(struct mts_guest *g, const char *cmd)
+{
+	struct mts_host *h = g->host;
+	struct pv_domain_info info;
+	unsigned want = strcmp(cmd, "reboot") ? SHUTDOWN_poweroff : SHUTDOWN_reboot;
+	char path[96];
+	int r, st;
+
+	if (!tsx_write(h->xs, XBT_NULL, P("/local/domain/%u/control/shutdown", g->domid), "%s", cmd))
+		return -errno;
+	r = pv_hv_domain_wait(h->hv, g->domid, 1u << PV_DOM_SHUTDOWN, 10000);
+	if (r == 0)
+		r = pv_hv_domain_info(h->hv, g->domid, &info);
+	if (r == 0 && info.shutdown_reason != want)
+		r = -EPROTO;
+	for (int i = 0; i < 500 && g->pid > 0; i++) {
+		if (waitpid(g->pid, &st, WNOHANG) == g->pid) {
+			g->pid = 0;
+			return r < 0 ? r : (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
+		usleep(10000);
+	}
+	return r < 0 ? r : -ETIMEDOUT;
+}
+
 int mts_resume_cancelled(struct mts_guest *g)
 {
 	int r = pv_hv_domain_resume(g->host->hv, g->domid);

@@ -78,6 +78,10 @@ char *mts_control(const struct mts_guest *g, const char *cmd);
 /* control/shutdown = suspend; wait for the acknowledgement and for the
  * domain to be SUSPENDED. */
 int mts_suspend(struct mts_guest *g);
+/* control/shutdown = cmd ("poweroff", "reboot"); wait for the domain to
+ * shut down with the matching reason and for pvnet-guest to exit. Returns
+ * its exit status or -errno. */
+int mts_shutdown(struct mts_guest *g, const char *cmd);
 /* Resume the suspended domain cancelled (same host). */
 int mts_resume_cancelled(struct mts_guest *g);
 

@@ -191,7 +191,17 @@ static void run(struct world *w, bool compat)
 	if (!compat)
 		CHECK(e2e_state_num(g, "race") == 0, "%s: the race counter stayed at 0", mode);
 
-	CHECK(mts_guest_stop(g) == 0, "%s: pvnet-guest stops cleanly", mode);
+	if (compat) {
+		CHECK(mts_guest_stop(g) == 0, "%s: pvnet-guest stops cleanly on SIGTERM", mode);
+	} else {
+		/* poweroff: the frontend closes (Closing, backend Closing,
+		 * Closed), then the shutdown call, then the process ends. */
+		CHECK(mts_shutdown(g, "poweroff") == 0, "%s: control/shutdown=poweroff shuts the domain down", mode);
+		struct tb_stats st;
+		tb_get_stats(w->back, &st);
+		CHECK(st.state == XenbusStateClosing || st.state == XenbusStateClosed,
+		      "%s: the frontend closed before (backend %d)", mode, st.state);
+	}
 	tb_stop(w->back);
 	w->back = NULL;
 }
