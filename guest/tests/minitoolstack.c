@@ -124,6 +124,9 @@ int mts_host_start(struct mts_host *h, const char *dir, const char *name)
 		mts_host_stop(h);
 		return -EIO;
 	}
+	/* What xen-init-dom0 writes for dom0. */
+	tsx_write(h->xs, XBT_NULL, "/local/domain/0/name", "Domain-0");
+	tsx_write(h->xs, XBT_NULL, "/local/domain/0/domid", "0");
 	h->mem = pv_hv_map_own_memory(h->hv, NULL, &h->mem_pages);
 	h->pa = h->mem ? pv_pagealloc_new(h->mem, h->mem_pages, 0) : NULL;
 	if (!h->pa) {
@@ -133,8 +136,52 @@ int mts_host_start(struct mts_host *h, const char *dir, const char *name)
 	return 0;
 }
 
+int mts_host_add_netback(struct mts_host *h, const char *netns, unsigned max_queues)
+{
+	char prog[512], log[400], dir[320], q[16], cmd[256];
+	char *argv[16];
+	unsigned n = 0;
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "ip -n %s link add xenbr0 type bridge && ip -n %s link set xenbr0 up",
+		 netns, netns);
+	if (system(cmd) != 0)
+		return -EIO;
+	pv_strlcpy(h->netns, netns, sizeof(h->netns));
+	snprintf(dir, sizeof(dir), "%s/netback", h->dir);
+	if ((r = pv_mkdir_p(dir, 0755)) < 0)
+		return r;
+	snprintf(prog, sizeof(prog), "%s/pvnet-netback", build_dir());
+	snprintf(log, sizeof(log), "%s/netback.log", h->dir);
+	snprintf(q, sizeof(q), "%u", max_queues);
+	argv[n++] = "/usr/sbin/ip";
+	argv[n++] = "netns";
+	argv[n++] = "exec";
+	argv[n++] = (char *)netns;
+	argv[n++] = prog;
+	argv[n++] = "--xenstore";
+	argv[n++] = h->xs_sock;
+	argv[n++] = "--hypervisor";
+	argv[n++] = h->hv_sock;
+	argv[n++] = "--rundir";
+	argv[n++] = dir;
+	if (max_queues) {
+		argv[n++] = "--max-queues";
+		argv[n++] = q;
+	}
+	argv[n] = NULL;
+	h->nbd = spawn_ready(argv, log);
+	if (h->nbd < 0) {
+		r = (int)h->nbd;
+		h->nbd = 0;
+		return r;
+	}
+	return 0;
+}
+
 void mts_host_stop(struct mts_host *h)
 {
+	stop_pid(&h->nbd);
 	if (h->pa)
 		pv_pagealloc_free(h->pa);
 	h->pa = NULL;

@@ -31,7 +31,8 @@ struct mts_host {
 	char dir[256];
 	char xs_dir[300], hv_dir[300];
 	char xs_sock[320], hv_sock[320];
-	pid_t xsd, hvd;
+	pid_t xsd, hvd, nbd;
+	char netns[16];            /* netback's namespace (bridge xenbr0), if any */
 	struct pv_hv *hv;          /* dom0 */
 	struct xs_handle *xs;      /* dom0, privileged */
 	void *mem;                 /* dom0's I/O memory, for backends' grant copies */
@@ -42,6 +43,9 @@ struct mts_host {
 /* Start both daemons in `dir`/<name>. */
 int mts_host_start(struct mts_host *h, const char *dir, const char *name);
 void mts_host_stop(struct mts_host *h);
+/* Also run pvnet-netback for this host in network namespace `netns` (made by
+ * the caller), with a bridge xenbr0 there (libxl's default bridge). */
+int mts_host_add_netback(struct mts_host *h, const char *netns, unsigned max_queues);
 /* Path of domid's xenstore / hypervisor socket on this host. */
 void mts_xs_domain_sock(const struct mts_host *h, uint32_t domid, char *buf, size_t len);
 int mts_hv_domain_sock(const struct mts_host *h, uint32_t domid, char *buf, size_t len);
