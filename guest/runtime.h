@@ -8,9 +8,9 @@
  * threads (nf_data.c), the TAP netdev side (nf_tap.c) and the control socket
  * (control.c).
  * Threads:
- *  - main thread: the event loop (xenstore watches, link monitor, hypervisor
- *    notices, signals, timers); runs every xenbus/netfront lifecycle step and
- *    the suspend call ("xenwatch" and "stop_machine" at once);
+ *  - main thread: the event loop (xenstore watches, link monitor, signals,
+ *    timers); runs every xenbus/netfront lifecycle step and the suspend call
+ *    ("xenwatch" and "stop_machine" at once);
  *  - data threads: one per tx queue of each netdev (nf_data.c);
  *  - control thread: answers the control socket (control.c).
  * The freezer parks every data thread at a safe point (no lock held):

@@ -5,7 +5,9 @@
  * drivers/xen/manage.c: acknowledge in a transaction, then poweroff, reboot
  * or suspend), do_suspend (freeze, xs_suspend, the suspend call, then the
  * cancelled path or xenbus_dev_resume of every device on the new host), and
- * the xenstore half of netfront's nf_ops.
+ * the xenstore half of netfront's nf_ops. A backend that goes away is seen
+ * in xenstore (its state node); the hypervisor tells unprivileged domains
+ * nothing about other domains' deaths.
  *
  * Main thread only, except gr_bus_foreach (any thread; devs_lock).
  */
@@ -38,7 +40,6 @@ struct gr_dev {
 };
 
 static void on_xs(struct pv_loop *loop, int fd, uint32_t events, void *arg);
-static void on_hv(struct pv_loop *loop, int fd, uint32_t events, void *arg);
 
 /* ---- xenstore helpers ------------------------------------------------------- */
 
@@ -563,11 +564,6 @@ static void mark_stale(void *arg, struct nf_dev *d)
 	nf_mark_stale(d);
 }
 
-static int hv_watch(struct gr_rt *rt)
-{
-	return pv_loop_add_fd(rt->loop, pv_hv_fd(rt->hvc->hv), EPOLLIN, on_hv, rt);
-}
-
 /* The new incarnation: grant table, channels, memory at the same address
  * (gnttab_resume, xen_irq_resume). */
 static int resume_hypervisor(struct gr_rt *rt, const struct pv_resume_info *info, struct gr_hvctx **old)
@@ -583,11 +579,8 @@ static int resume_hypervisor(struct gr_rt *rt, const struct pv_resume_info *info
 		return r;
 	}
 	gr_bus_foreach(rt, mark_stale, NULL);
-	pv_loop_del_fd(rt->loop, pv_hv_fd(rt->hvc->hv));
 	*old = rt->hvc;
 	rt->hvc = c;
-	if ((r = hv_watch(rt)) < 0)
-		pv_warn("hypervisor notices: %s", strerror(-r));
 	pv_info("xen: resumed as domain %u on %s (grant table and channels re-initialised)",
 		c->domid, c->path);
 	return 0;
@@ -679,29 +672,6 @@ static void do_suspend(struct gr_rt *rt)
 	pv_info("Restarting tasks ... done (domain %u)", rt->hvc->domid);
 }
 
-/* ---- hypervisor notices -------------------------------------------------------------- */
-
-static void on_hv(struct pv_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct gr_rt *rt = arg;
-	struct pv_notice n[16];
-	int k;
-
-	(void)loop; (void)fd;
-	if (events & (EPOLLHUP | EPOLLERR)) {
-		pv_loop_del_fd(rt->loop, pv_hv_fd(rt->hvc->hv));
-		return;
-	}
-	while ((k = pv_hv_poll_notices(rt->hvc->hv, n, PV_ARRAY_SIZE(n))) > 0)
-		for (int i = 0; i < k; i++) {
-			if (n[i].type != PV_NOTICE_DOMAIN_GONE)
-				continue;
-			for (struct gr_dev *g = rt->devs; g; g = g->next)
-				if (g->nf->otherend_id == n[i].domid && g->nf->state != XenbusStateClosed)
-					nf_mark_broken(g->nf, "backend domain %u is gone", n[i].domid);
-		}
-}
-
 /* ---- bus start / stop ----------------------------------------------------------------- */
 
 int gr_bus_start(struct gr_rt *rt)
@@ -712,8 +682,6 @@ int gr_bus_start(struct gr_rt *rt)
 		pv_err("xenstore at %s: %s", rt->o.xenstore_path, strerror(-r));
 		return r;
 	}
-	if ((r = hv_watch(rt)) < 0)
-		pv_warn("hypervisor notices: %s", strerror(-r));
 	r = bus_watches(rt);
 	if (r < 0)
 		pv_err("xenstore watches: %s", strerror(-r));
