@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "guest/netfront.h"
+#include "guest/tests/txpkt.h"
 
 #ifndef GOLDEN_DIR
 #define GOLDEN_DIR "guest/tests/golden"
@@ -664,21 +665,10 @@ static void test_queue_count_change(void **state)
 static void post_packet(struct nf_queue *q, uint32_t len, uint8_t fill, bool gso)
 {
 	uint16_t ids[NF_MAX_PKT_PAGES];
-	grant_ref_t refs[NF_MAX_PKT_PAGES];
-	struct nif_offload o = { 0 };
-	unsigned np = (len + PV_PAGE_SIZE - 1) / PV_PAGE_SIZE;
+	unsigned np = txpkt_publish(&q->tx, &q->txb, len, gso ? XEN_NETIF_GSO_TYPE_TCPV4 : XEN_NETIF_GSO_TYPE_NONE, ids);
 
-	if (gso) {
-		o.csum_blank = o.data_validated = true;
-		o.gso_type = XEN_NETIF_GSO_TYPE_TCPV4;
-		o.gso_size = 1448;
-	}
-	for (unsigned i = 0; i < np; i++) {
-		ids[i] = nf_txids_get(&q->txb);
-		refs[i] = q->grant_tx_ref[ids[i]];
+	for (unsigned i = 0; i < np; i++)
 		memset(q->tx_page[ids[i]], fill, PV_PAGE_SIZE);
-	}
-	nf_tx_build(&q->tx, &q->txb, ids, refs, np, len, &o);
 }
 
 static void test_inflight_replayed_in_fixed_mode(void **state)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "guest/nf_ring.h"
+#include "guest/tests/txpkt.h"
 
 struct txw {
 	netif_tx_sring_t *s;
@@ -45,20 +46,8 @@ static void txw_free(struct txw *w)
 static uint16_t tx_packet(struct txw *w, uint32_t len, bool gso)
 {
 	uint16_t ids[NF_MAX_PKT_PAGES];
-	grant_ref_t refs[NF_MAX_PKT_PAGES];
-	struct nif_offload o = { 0 };
-	unsigned np = (len + PV_PAGE_SIZE - 1) / PV_PAGE_SIZE;
 
-	if (gso) {
-		o.csum_blank = o.data_validated = true;
-		o.gso_type = XEN_NETIF_GSO_TYPE_TCPV6;
-		o.gso_size = 1440;
-	}
-	for (unsigned i = 0; i < np; i++) {
-		ids[i] = nf_txids_get(&w->b);
-		refs[i] = 500 + ids[i];
-	}
-	nf_tx_build(&w->tx, &w->b, ids, refs, np, len, &o);
+	txpkt_publish(&w->tx, &w->b, len, gso ? XEN_NETIF_GSO_TYPE_TCPV6 : XEN_NETIF_GSO_TYPE_NONE, ids);
 	return ids[0];
 }
 
