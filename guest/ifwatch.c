@@ -177,15 +177,14 @@ const char *gr_ifwatch_why(const struct gr_ifwatch *w)
 	return w->pipe_fd >= 0 ? NULL : w->why;
 }
 
-int gr_ifwatch_follow(struct gr_ifwatch *w, int ifindex)
+int gr_ifwatch_follow(struct gr_ifwatch *w, int ifindex, bool created)
 {
-	struct nif_link_info li;
+	struct nif_link_info li = { 0 };
 	int r;
 
 	if (w->nf == MAX_FOLLOW)
 		return -ENOSPC;
-	r = nif_link_get(ifindex, &li);
-	if (r < 0)
+	if (!created && (r = nif_link_get(ifindex, &li)) < 0)
 		return r;
 	w->f[w->nf].ifindex = ifindex;
 	w->f[w->nf].up = (li.flags & IFF_UP) != 0;

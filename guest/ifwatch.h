@@ -39,8 +39,10 @@ int gr_ifwatch_fd(const struct gr_ifwatch *w);
 /* Why the method is `unknown`, or NULL when tracefs works. */
 const char *gr_ifwatch_why(const struct gr_ifwatch *w);
 
-/* Start following ifindex (current up/down state is read now). */
-int gr_ifwatch_follow(struct gr_ifwatch *w, int ifindex);
+/* Start following ifindex. `created` says the interface was just created by
+ * us (so it started down, and an "up" already queued on the monitor is a
+ * transition still to report); otherwise its current state is read now. */
+int gr_ifwatch_follow(struct gr_ifwatch *w, int ifindex, bool created);
 void gr_ifwatch_unfollow(struct gr_ifwatch *w, int ifindex);
 
 typedef void (*gr_ifwatch_cb)(void *arg, int ifindex, bool up, enum gr_how how);

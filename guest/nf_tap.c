@@ -36,22 +36,28 @@ int nft_register(void *env, struct nf_dev *d, const uint8_t mac[6])
 		pv_err("%s: creating the TAP: %s", d->p.ifname, strerror(-r));
 		return r;
 	}
+	/* Followed from its creation: an "up" that comes before we are done
+	 * here waits on the link monitor and is still an open. */
+	if (rt->ifw && (r = gr_ifwatch_follow(rt->ifw, d->tap.ifindex, true)) < 0)
+		pv_warn("%s: not following its up/down changes: %s", d->p.ifname, strerror(-r));
 	if ((r = nif_link_set_mac(d->tap.ifindex, mac)) < 0 ||
 	    (r = nif_link_set_txqlen(d->tap.ifindex, rt->o.txqueuelen)) < 0 ||
 	    (r = nif_link_set_gso_max_size(d->tap.ifindex, NF_GSO_MAX_SIZE)) < 0 ||
 	    (r = nif_tap_set_carrier(&d->tap, false)) < 0) {
 		pv_err("%s: configuring the TAP: %s", d->p.ifname, strerror(-r));
+		if (rt->ifw)
+			gr_ifwatch_unfollow(rt->ifw, d->tap.ifindex);
 		nif_tap_close(&d->tap);
 		return r;
 	}
 	atomic_store(&d->tap_queues, d->num_txq);
 	r = nfd_threads_start(rt, d);
 	if (r < 0) {
+		if (rt->ifw)
+			gr_ifwatch_unfollow(rt->ifw, d->tap.ifindex);
 		nif_tap_close(&d->tap);
 		return r;
 	}
-	if (rt->ifw && (r = gr_ifwatch_follow(rt->ifw, d->tap.ifindex)) < 0)
-		pv_warn("%s: not following its up/down changes: %s", d->p.ifname, strerror(-r));
 	pv_info("%s: registered (%u tx queues, MAC %02x:%02x:%02x:%02x:%02x:%02x)", d->p.ifname,
 		d->num_txq, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	return 0;

@@ -117,7 +117,7 @@ int main(void)
 		return 1;
 	if (gr_ifwatch_why(w))
 		printf("# tracefs unusable: %s\n", gr_ifwatch_why(w));
-	CHECK(gr_ifwatch_follow(w, tap.ifindex) == 0, "follow the TAP");
+	CHECK(gr_ifwatch_follow(w, tap.ifindex, false) == 0, "follow the TAP");
 
 	run("ip link set pvgw0 up");
 	CHECK(wait_change(w, &s) && s.up[0] && s.how[0] == GR_HOW_NETLINK, "ip link set up -> open by netlink");
@@ -137,6 +137,20 @@ int main(void)
 	CHECK(wait_change(w, &s) && s.up[4] &&
 	      s.how[4] == (gr_ifwatch_why(w) ? GR_HOW_UNKNOWN : GR_HOW_NETLINK), "a stale ioctl record is not used");
 	CHECK(s.n == 5, "exactly one callback per transition (%d)", s.n);
+
+	/* An interface brought up before we start following it (but after we
+	 * created it) still gives an open. */
+	{
+		struct nif_tap t2;
+		struct seen s2 = { 0 };
+		CHECK(nif_tap_create(&t2, "pvgw1", 1) == 0, "create a second TAP");
+		run("ip link set pvgw1 up");
+		CHECK(gr_ifwatch_follow(w, t2.ifindex, true) == 0, "follow it as freshly created");
+		CHECK(wait_change(w, &s2) && s2.up[0] && s2.how[0] == (gr_ifwatch_why(w) ? GR_HOW_UNKNOWN : GR_HOW_NETLINK),
+		      "the early up is reported as an open by netlink");
+		gr_ifwatch_unfollow(w, t2.ifindex);
+		nif_tap_close(&t2);
+	}
 
 	/* Announcements. */
 	run("ip addr add 192.0.2.10/24 dev pvgw0");
