@@ -19,7 +19,7 @@ extern int e2e_pass, e2e_fail;
 	else { e2e_fail++; printf("not ok - " __VA_ARGS__); printf(" (%s:%d)\n", __FILE__, __LINE__); } \
 	fflush(stdout); } while (0)
 
-/* Exit 77 unless root with /dev/net/tun, the programs built, and tracefs. */
+/* Exit 77 unless root with /dev/net/tun and the programs built. */
 void e2e_require(void);
 /* A temporary directory (removed at exit with everything registered). */
 const char *e2e_tmpdir(void);
