@@ -108,12 +108,14 @@ static void run(struct world *w, bool compat)
 	const char *mode = compat ? "linux-5.13" : "fixed";
 	const char *ns = e2e_netns(compat ? "c" : "f");
 	const char *extra_compat[] = { "--max-queues", "8", "--compat", "linux-5.13", NULL };
-	const char *extra_fixed[] = { "--max-queues", "8", NULL };
+	char tfile[300];
+	const char *extra_fixed[] = { "--max-queues", "8", "--trace-file", tfile, "--trace-format", "json", NULL };
 	struct mts_guest *g = calloc(1, sizeof(*g));
 	uint32_t domid = 0;
 	unsigned mark;
 	char *t;
 
+	snprintf(tfile, sizeof(tfile), "%s/trace-%s.json", e2e_tmpdir(), ns);
 	printf("# mode %s\n", mode);
 	if (mts_domain_create(&w->a, &domid, false, 0) < 0 || mts_vif_add(&w->a, domid, 0, MACS[0]) < 0) {
 		CHECK(false, "%s: create a domain with a vif", mode);
@@ -201,6 +203,12 @@ static void run(struct world *w, bool compat)
 		tb_get_stats(w->back, &st);
 		CHECK(st.state == XenbusStateClosing || st.state == XenbusStateClosed,
 		      "%s: the frontend closed before (backend %d)", mode, st.state);
+	}
+	if (!compat) {
+		/* --trace-file: every event as a JSON line, as the control socket has it. */
+		long n = e2e_sh_num("wc -l < %s", tfile);
+		long wakes = e2e_sh_num("grep -c '\"event\":\"netif_tx_wake_queue\"' %s", tfile);
+		CHECK(n > 50 && wakes == 24, "%s: --trace-file has every event as JSON (%ld lines, %ld wakes)", mode, n, wakes);
 	}
 	tb_stop(w->back);
 	w->back = NULL;
