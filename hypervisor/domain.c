@@ -187,7 +187,7 @@ fail:
 
 /* Xen's rule: an explicit domid must be free; otherwise the next free id
  * after the last one allocated, from 1, wrapping below DOMID_FIRST_RESERVED. */
-static int pick_domid(struct hvd *h, uint32_t want, uint32_t *out)
+int hvd_domid_pick(struct hvd *h, uint32_t want, uint32_t *out)
 {
 	if (want) {
 		if (want >= DOMID_FIRST_RESERVED)
@@ -227,7 +227,7 @@ int hvd_domain_create(struct hvd *h, const struct hvp_domcfg *in, struct hvd_dom
 	    limit(&cfg.max_ports, h->o.max_ports, HVD_MAX_PORTS) ||
 	    limit(&cfg.max_maptrack, h->o.max_maptrack, HVD_MAX_MAPTRACK) || cfg.incoming > 1)
 		return -EINVAL;
-	r = pick_domid(h, cfg.domid, &domid);
+	r = hvd_domid_pick(h, cfg.domid, &domid);
 	if (r < 0)
 		return r;
 	return domain_alloc(h, domid, &cfg, out);

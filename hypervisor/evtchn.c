@@ -2,10 +2,17 @@
  * Event channels, client side (libxenevtchn shape). Each bound port has two
  * eventfds from the hypervisor: `in`, which the peer writes and we watch, and
  * `out`, the peer's `in`, which we write to notify — one write(2), no round
- * trip. The handle's fd is an epoll set over every `in` with EPOLLONESHOT:
- * an event that fires masks its port (the one-shot is spent), pending() reads
- * the eventfd (clears it) and returns the port, unmask() re-arms it; a port
- * that became pending while masked fires at once on unmask, as on Xen.
+ * trip. The eventfd's counter is the port's pending bit.
+ *
+ * The handle's fd is a level-triggered epoll set over every `in`. Masks live
+ * here: pending() reads the eventfd (clears it), masks the port and returns
+ * it; unmask() just clears the mask — no syscall on the common path. Only if
+ * an event arrives while the port is masked does pending() take the port out
+ * of the epoll set (leaving the counter set, so the port stays pending);
+ * unmask() then puts it back and, the counter being set, it fires at once, as
+ * on Xen. So a masked port never makes the fd spin: at most one wakeup shows
+ * it before it is parked. With a single port, pending() skips epoll_wait and
+ * just tries the read: a wakeup costs the caller's poll and one read.
  *
  * notify() may run in other threads while the owner unbinds: the `out` fd
  * numbers are never closed while the handle lives; an unbound port's number
@@ -27,6 +34,8 @@
 struct ec_port {
 	int in;           /* -1: not ours */
 	int out;
+	bool masked;
+	bool parked;      /* out of the epoll set: pending while masked */
 };
 
 struct pv_evtchn {
@@ -36,8 +45,10 @@ struct pv_evtchn {
 	struct ec_port *ports;  /* c.max_port + 1 */
 	int *spare;             /* out fd numbers to reuse */
 	unsigned nspare, cap_spare;
-	uint32_t ready[64];     /* ports from the last epoll_wait, masked already */
+	uint32_t ready[64];     /* ports from the last epoll_wait */
 	unsigned nready, iready;
+	unsigned nbound;
+	evtchn_port_t last;     /* the port, when nbound == 1 */
 };
 
 struct pv_evtchn *pv_evtchn_open(const char *hv_path)
@@ -105,7 +116,7 @@ static struct ec_port *ours(struct pv_evtchn *ec, evtchn_port_t port)
 /* Take the port the reply of alloc_unbound / bind_interdomain gave us. */
 static int install(struct pv_evtchn *ec, evtchn_port_t port)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = port };
 	struct ec_port *p;
 	int in, out;
 
@@ -133,7 +144,10 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port)
 	}
 	p = &ec->ports[port];
 	p->in = in;
+	p->masked = p->parked = false;
 	__atomic_store_n(&p->out, out, __ATOMIC_RELEASE);
+	ec->nbound++;
+	ec->last = port;
 	return (int)port;
 }
 
@@ -215,6 +229,10 @@ int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 	epoll_ctl(ec->epfd, EPOLL_CTL_DEL, p->in, NULL);
 	close(p->in);
 	p->in = -1;
+	ec->nbound--;
+	for (evtchn_port_t q = 1; ec->nbound == 1 && q <= ec->c.max_port; q++)
+		if (ec->ports[q].in >= 0)
+			ec->last = q;
 	out = p->out;
 	__atomic_store_n(&p->out, -1, __ATOMIC_RELEASE);
 	retire_out(ec, out);
@@ -238,12 +256,31 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 	return 0;
 }
 
+/* Take port's event if it has one: masked and cleared, as Xen returns it. */
+static bool take(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct ec_port *p = ours(ec, port);
+	uint64_t v;
+
+	if (!p || p->parked)
+		return false;
+	if (p->masked) {
+		/* Pending while masked: park it, keep the counter (the pending bit). */
+		if (epoll_ctl(ec->epfd, EPOLL_CTL_DEL, p->in, NULL) == 0)
+			p->parked = true;
+		return false;
+	}
+	if (read(p->in, &v, sizeof(v)) != sizeof(v))
+		return false;
+	p->masked = true;
+	return true;
+}
+
 int pv_evtchn_pending(struct pv_evtchn *ec)
 {
+	if (ec->nbound == 1 && ec->iready == ec->nready && !ec->ports[ec->last].masked)
+		return take(ec, ec->last) ? (int)ec->last : -EAGAIN;
 	for (;;) {
-		struct ec_port *p;
-		uint64_t v;
-
 		if (ec->iready == ec->nready) {
 			struct epoll_event evs[64];
 			int n = epoll_wait(ec->epfd, evs, 64, 0);
@@ -254,24 +291,27 @@ int pv_evtchn_pending(struct pv_evtchn *ec)
 			ec->nready = (unsigned)n;
 			ec->iready = 0;
 		}
-		p = ours(ec, ec->ready[ec->iready]);
-		if (!p) {
-			ec->iready++; /* unbound meanwhile */
-			continue;
-		}
-		(void)!read(p->in, &v, sizeof(v));
-		return (int)ec->ready[ec->iready++];
+		evtchn_port_t port = ec->ready[ec->iready++];
+		if (take(ec, port))
+			return (int)port;
 	}
 }
 
 int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = port };
 	struct ec_port *p = ours(ec, port);
 
 	if (!p)
 		return -EINVAL;
-	return epoll_ctl(ec->epfd, EPOLL_CTL_MOD, p->in, &ev) < 0 ? -errno : 0;
+	p->masked = false;
+	if (p->parked) {
+		/* Back in the set; its counter is set, so it fires at once. */
+		if (epoll_ctl(ec->epfd, EPOLL_CTL_ADD, p->in, &ev) < 0)
+			return -errno;
+		p->parked = false;
+	}
+	return 0;
 }
 
 int pv_evtchn_status(struct pv_evtchn *ec, evtchn_port_t port)

@@ -8,7 +8,9 @@
  * Semantics as on Xen (xen-protocols.md §6): pending/masked bits, sends
  * coalesce, pv_evtchn_pending() returns a port already masked and cleared (the
  * caller unmasks it after handling), a masked port that becomes pending fires
- * on unmask, a new interdomain binding is set pending once. When the remote
+ * on unmask (meanwhile it may make the fd readable once — pending() then
+ * returns -EAGAIN — but never makes it spin), a new interdomain binding is set
+ * pending once. When the remote
  * end closes (or its domain dies) the local port becomes unbound: notify on
  * it is dropped silently (as Xen does); notify/unmask on a port that is not
  * ours or closed gives -EINVAL.

@@ -39,6 +39,7 @@
 #define HVD_MAX_PORTS         131071u      /* the FIFO ABI limit */
 #define HVD_MAX_MAPTRACK      (1u << 22)
 #define HVD_MAX_NOTICES       4096u        /* queued per connection */
+#define HVD_MAX_CONNS_DOMU    64u          /* connections per unprivileged domain */
 
 struct hvd_opts {
 	const char *rundir;        /* NULL: no sockets */
@@ -68,6 +69,7 @@ struct hvd_domain {
 	int listen_fd;             /* per-domain socket; -1 for dom0 / no rundir */
 	char *sock_path;
 	struct hvd_conn *suspender;   /* blocked in HVP_SUSPEND */
+	unsigned nconns;
 };
 
 struct hvd_conn {
@@ -132,6 +134,10 @@ int hvd_listen_domain(struct hvd *h, struct hvd_domain *d);
 
 /* ---- domains: domain.c ------------------------------------------------------ */
 struct hvd_domain *hvd_domain_get(struct hvd *h, uint32_t domid);
+/* The domid a new domain gets (`want` 0: Xen's rule, next free after the last
+ * allocated, wrapping below DOMID_FIRST_RESERVED): 0, -EEXIST, -EINVAL or
+ * -ENOSPC. Moves h->rover when it allocates. */
+int hvd_domid_pick(struct hvd *h, uint32_t want, uint32_t *out);
 int hvd_domain_create(struct hvd *h, const struct hvp_domcfg *cfg, struct hvd_domain **out);
 /* dom0: implicit, privileged, never destroyed. */
 int hvd_domain_create_dom0(struct hvd *h);

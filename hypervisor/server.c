@@ -167,6 +167,7 @@ struct hvd_conn *hvd_conn_new(struct hvd *h, struct hvd_domain *dom, int fd)
 	if (h->conns)
 		h->conns->prev = c;
 	h->conns = c;
+	dom->nconns++;
 	return c;
 }
 
@@ -175,6 +176,7 @@ void hvd_conn_close(struct hvd_conn *c)
 	struct hvd *h = c->h;
 
 	hvd_conn_release(c);
+	c->dom->nconns--;
 	if (c->fd >= 0) {
 		if (h->loop)
 			pv_loop_del_fd(h->loop, c->fd);
@@ -249,6 +251,12 @@ static void on_accept(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 				pv_log_rl(&d->h->rl, PV_LOG_WARN, "accept on d%u: %s", d->domid,
 					  strerror(errno));
 			return;
+		}
+		if (d->domid != 0 && d->nconns >= HVD_MAX_CONNS_DOMU) {
+			pv_log_rl(&d->h->rl, PV_LOG_WARN, "d%u: more than %u connections, refused",
+				  d->domid, HVD_MAX_CONNS_DOMU);
+			close(s);
+			continue;
 		}
 		if (!hvd_conn_new(d->h, d, s)) {
 			pv_log_rl(&d->h->rl, PV_LOG_WARN, "d%u: cannot take a connection", d->domid);

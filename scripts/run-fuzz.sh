@@ -9,5 +9,6 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 [ -d "$seeds" ] && cp -r "$seeds"/. "$work/corpus/" 2>/dev/null || true
 cd "$work"
-exec "$fuzzer" -max_total_time="${PVNET_FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
+# Not exec: the trap must run to remove the work directory.
+"$fuzzer" -max_total_time="${PVNET_FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
 	-print_final_stats=1 "$@" corpus

@@ -376,7 +376,7 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 		       (double)(r->t_done - r->t_request) / 1e6, (double)(r->t_resumed - r->t_suspended) / 1e6, b,
 		       (unsigned long)(r->to_guest.sent - r->to_guest.received), (unsigned long)r->to_guest.sent,
 		       (unsigned long)(r->from_guest.sent - r->from_guest.received), (unsigned long)r->from_guest.sent,
-		       r->dest.garp_ns ? (r->dest.first_other_ns && r->dest.first_other_ns < r->dest.garp_ns ? "late" : "first") : "none",
+		       r->dest.garp_ns ? (r->dest.first_reply_ns && r->dest.first_reply_ns < r->dest.garp_ns ? "late" : "first") : "none",
 		       r->tcp_after, r->tcp_before);
 	}
 	if (nbo)

@@ -106,7 +106,7 @@ int guest_parse_vif(const char *spec, unsigned devid, struct dom_vif *v, char *e
 				strcat(v->ips, " ");
 			strcat(v->ips, eq);
 		} else if (!strcmp(tok, "mtu")) {
-			if (pv_parse_uint(eq, 65535, &v->mtu) < 0 || v->mtu < 68) {
+			if (pv_parse_uint(eq, 65535, &v->mtu) < 0 || (v->mtu && v->mtu < 68)) {
 				snprintf(err, errlen, "bad MTU '%s'", eq);
 				return -EINVAL;
 			}

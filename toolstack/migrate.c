@@ -50,28 +50,29 @@ static unsigned tcp_survivors(const char *before, const char *after)
 	return n;
 }
 
-/* Find "key": <number> inside the object that follows "vif<D>.<N>" in a
- * netback stats answer. */
-static uint64_t json_vif_u64(const char *json, uint32_t domid, unsigned devid, const char *key)
+/* In netback's stats answer (docs/netback.md), the number `key` of the
+ * `dir` object ("from_guest" / "to_guest") of vif<D>.<N>. */
+static uint64_t nb_vif_u64(const char *json, uint32_t domid, unsigned devid, const char *dir, const char *key)
 {
-	char vif[32], k[64];
+	char vif[48], k[64];
 	const char *p, *end;
 	uint64_t v = 0;
 
-	snprintf(vif, sizeof(vif), "\"vif%u.%u\"", domid, devid);
+	snprintf(vif, sizeof(vif), "\"name\":\"vif%u.%u\"", domid, devid);
 	p = strstr(json, vif);
 	if (!p)
 		return 0;
-	end = strstr(p + 1, "\"vif");
+	end = strstr(p + 1, "\"name\":\"vif");
+	snprintf(k, sizeof(k), "\"%s\":{", dir);
+	p = strstr(p, k);
+	if (!p || (end && p > end))
+		return 0;
 	snprintf(k, sizeof(k), "\"%s\":", key);
 	p = strstr(p, k);
 	if (!p || (end && p > end))
 		return 0;
-	p += strlen(k);
-	while (*p == ' ')
-		p++;
-	while (*p >= '0' && *p <= '9')
-		v = v * 10 + (uint64_t)(*p++ - '0');
+	for (p += strlen(k); *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
 	return v;
 }
 
@@ -86,10 +87,11 @@ static void netback_times(const struct cli *c, const char *host, uint32_t domid,
 	lab_nb_socket(c, host, sock, sizeof(sock));
 	if (ctl_query(sock, "stats", out, sizeof(out)) <= 0)
 		return;
-	a = json_vif_u64(out, domid, devid, "first_tx_ns");
-	b = json_vif_u64(out, domid, devid, "first_rx_ns");
+	a = nb_vif_u64(out, domid, devid, "from_guest", "first_ns");
+	b = nb_vif_u64(out, domid, devid, "to_guest", "first_ns");
 	*first = (a && b) ? PV_MIN(a, b) : (a ? a : b);
-	*last = PV_MAX(json_vif_u64(out, domid, devid, "last_tx_ns"), json_vif_u64(out, domid, devid, "last_rx_ns"));
+	*last = PV_MAX(nb_vif_u64(out, domid, devid, "from_guest", "last_ns"),
+		       nb_vif_u64(out, domid, devid, "to_guest", "last_ns"));
 }
 
 static int wait_backend_state(const struct cli *c, const char *host, uint32_t domid, unsigned devid,
@@ -361,7 +363,7 @@ void migrate_print(const struct cli *c, const struct migrate_report *r)
 {
 	uint64_t bo = migrate_blackout_ns(r);
 	uint64_t downtime = r->t_resumed - r->t_suspended;
-	bool garp_first = r->dest.garp_ns && (!r->dest.first_other_ns || r->dest.garp_ns <= r->dest.first_other_ns);
+	bool garp_first = r->dest.garp_ns && (!r->dest.first_reply_ns || r->dest.garp_ns <= r->dest.first_reply_ns);
 
 	if (c->json) {
 		printf("{\"guest\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"from_domid\":%u,\"to_domid\":%u,"
@@ -373,7 +375,7 @@ void migrate_print(const struct cli *c, const struct migrate_report *r)
 		if (r->have_probe)
 			printf(",\"lost_to_guest\":%lu,\"sent_to_guest\":%lu,\"lost_from_guest\":%lu,"
 			       "\"sent_from_guest\":%lu,\"gap_to_guest_ms\":%.3f,\"gap_from_guest_ms\":%.3f,"
-			       "\"garp_seen\":%s,\"garp_before_first_frame\":%s,\"na_seen\":%s",
+			       "\"garp_seen\":%s,\"garp_before_first_reply\":%s,\"na_seen\":%s",
 			       (unsigned long)(r->to_guest.sent - r->to_guest.received), (unsigned long)r->to_guest.sent,
 			       (unsigned long)(r->from_guest.sent - r->from_guest.received),
 			       (unsigned long)r->from_guest.sent, ms(r->to_guest.max_gap_ns), ms(r->from_guest.max_gap_ns),
@@ -403,9 +405,10 @@ void migrate_print(const struct cli *c, const struct migrate_report *r)
 		       (unsigned long)(r->to_guest.sent - r->to_guest.received), (unsigned long)r->to_guest.sent,
 		       (unsigned long)(r->from_guest.sent - r->from_guest.received), (unsigned long)r->from_guest.sent);
 		if (r->dest.garp_ns)
-			printf("  gratuitous ARP    seen on %s's bridge %.2f ms after the resume (%lu), %s the guest's first other frame\n",
+			printf("  gratuitous ARP    seen on %s's bridge %.2f ms after the resume (%lu), %s\n",
 			       r->dst, ms(r->dest.garp_ns - r->t_resumed), (unsigned long)r->dest.garps,
-			       garp_first ? "before" : "AFTER");
+			       !r->dest.first_reply_ns ? "no echo reply from the guest there"
+			       : garp_first ? "before the guest's first echo reply there" : "AFTER the guest's first echo reply there");
 		else
 			printf("  gratuitous ARP    not seen on %s's bridge\n", r->dst);
 		if (r->dest.na_ns)

@@ -197,8 +197,15 @@ static void capture(struct probe_results *r, const char *ns, const uint8_t *gmac
 			if (!c->na_ns)
 				c->na_ns = now;
 			c->nas++;
-		} else if (!c->first_other_ns) {
-			c->first_other_ns = now;
+		} else if (type == 0x0800 && n >= 14 + 20 + 1 && buf[14 + 9] == 1 &&
+			   buf[14 + (buf[14] & 0xF) * 4] == 0) {
+			if (!c->first_reply_ns)
+				c->first_reply_ns = now;
+		} else if (type == 0x86DD && n >= 14 + 40 + 1 && buf[14 + 6] == 58 && buf[14 + 40] == 129) {
+			if (!c->first_reply_ns)
+				c->first_reply_ns = now;
+		} else if ((type == 0x0800 || type == 0x86DD) && !c->first_ip_ns) {
+			c->first_ip_ns = now;
 		}
 	}
 	_exit(0);

@@ -34,7 +34,8 @@ struct probe_dir {
 struct probe_capture {
 	uint64_t garp_ns;      /* first gratuitous ARP from the guest MAC, 0 if none */
 	uint64_t na_ns;        /* first unsolicited neighbour advertisement */
-	uint64_t first_other_ns; /* first other frame from the guest MAC */
+	uint64_t first_reply_ns; /* first ICMP/ICMPv6 echo reply from the guest MAC */
+	uint64_t first_ip_ns;    /* first other IPv4/IPv6 frame from the guest MAC */
 	uint64_t garps, nas;
 };
 

@@ -263,6 +263,14 @@ int sup_start(const char *dir, struct sup_child *children, unsigned n, int ready
 		int sfd;
 
 		close(rep[0]);
+		/* Keep nothing of the CLI's (its lock above all) but the report
+		 * pipe, which becomes fd 3. */
+		if (rep[1] != 3) {
+			dup3(rep[1], 3, O_CLOEXEC);
+			close(rep[1]);
+			rep[1] = 3;
+		}
+		close_range(4, ~0U, 0);
 		/* Detach from the CLI; a grandchild becomes the supervisor. */
 		if (setsid() < 0 || (pid = fork()) < 0)
 			_exit(1);

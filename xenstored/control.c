@@ -63,7 +63,7 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%-17s: %8u %s\n",
 						quotas[i].name, *quota_ptr(core, &quotas[i]),
 						quotas[i].descr);
-		return reply(r, buf, len + 1);
+		return xsd_reply(r, buf, len + 1);
 	}
 	if (n == 4 && !strcmp(v[1], "set")) {
 		unsigned val;
@@ -74,7 +74,7 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 				return EINVAL;
 			*quota_ptr(core, &quotas[i]) = val;
 			sync_limits(core);
-			return reply_str(r, "OK");
+			return xsd_reply_str(r, "OK");
 		}
 		return EINVAL;
 	}
@@ -92,7 +92,7 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 			 "watches          : %8u\ntransactions     : %8u\nconnections      : %8u\n",
 			 domid, xsd_store_domain_nodes(core->st, domid), d->nwatches, ntx,
 			 d->nconns);
-		return reply_str(r, buf);
+		return xsd_reply_str(r, buf);
 	}
 	return EINVAL;
 }
@@ -100,28 +100,28 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 int xsd_do_control(struct req *r)
 {
 	const char *v[8];
-	unsigned n = count_args(r);
+	unsigned n = xsd_count_args(r);
 	int e;
 
 	if (n < 1 || n > PV_ARRAY_SIZE(v))
 		return EINVAL;
-	e = get_args(r, v, n);
+	e = xsd_get_args(r, v, n);
 	if (e)
 		return e;
 	if (!strcmp(v[0], "help"))
-		return reply_str(r, "check\t\nlog\ton|off\nprint\t<string>\n"
+		return xsd_reply_str(r, "check\t\nlog\ton|off\nprint\t<string>\n"
 				    "quota\t[set <name> <val>|<domid>]\nhelp\t\n");
 	if (!strcmp(v[0], "check") && n == 1) {
 		e = xsd_store_check(r->c->core->st);
-		return e ? e : reply_str(r, "OK");
+		return e ? e : xsd_reply_str(r, "OK");
 	}
 	if (!strcmp(v[0], "print") && n == 2) {
 		pv_info("control: %s", v[1]);
-		return reply_str(r, "OK");
+		return xsd_reply_str(r, "OK");
 	}
 	if (!strcmp(v[0], "log") && n == 2 && (!strcmp(v[1], "on") || !strcmp(v[1], "off"))) {
 		pv_log_set_level(v[1][1] == 'n' ? PV_LOG_DEBUG : PV_LOG_INFO);
-		return reply_str(r, "OK");
+		return xsd_reply_str(r, "OK");
 	}
 	if (!strcmp(v[0], "quota"))
 		return quota_cmd(r, v, n);

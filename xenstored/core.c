@@ -28,8 +28,7 @@ static struct pv_ratelimit drop_rl = PV_RATELIMIT_INIT(5000, 5);
 
 /* ---- output ------------------------------------------------------------- */
 
-static struct omsg *omsg_new(struct xsd_conn *c, uint32_t type, uint32_t req_id,
-			     uint32_t tx_id, size_t len)
+static struct omsg *omsg_new(uint32_t type, uint32_t req_id, uint32_t tx_id, size_t len)
 {
 	struct omsg *m = malloc(sizeof(*m) + sizeof(struct xsd_sockmsg) + len);
 	struct xsd_sockmsg h = { .type = type, .req_id = req_id, .tx_id = tx_id,
@@ -37,7 +36,6 @@ static struct omsg *omsg_new(struct xsd_conn *c, uint32_t type, uint32_t req_id,
 
 	if (!m)
 		return NULL;
-	(void)c;
 	m->next = NULL;
 	m->len = (uint32_t)(sizeof(h) + len);
 	m->sent = 0;
@@ -71,7 +69,7 @@ static int reply_type(struct req *r, uint32_t type, const void *data, size_t len
 		data = e2big;
 		len = sizeof(e2big);
 	}
-	m = omsg_new(r->c, type, r->hdr.req_id, r->hdr.tx_id, len);
+	m = omsg_new(type, r->hdr.req_id, r->hdr.tx_id, len);
 	if (!m)
 		return ENOMEM;
 	memcpy(m->data + sizeof(struct xsd_sockmsg), data, len);
@@ -79,14 +77,14 @@ static int reply_type(struct req *r, uint32_t type, const void *data, size_t len
 	return 0;
 }
 
-int reply(struct req *r, const void *data, size_t len)
+int xsd_reply(struct req *r, const void *data, size_t len)
 {
 	return reply_type(r, r->hdr.type, data, len);
 }
 
-int reply_str(struct req *r, const char *s)
+int xsd_reply_str(struct req *r, const char *s)
 {
-	return reply(r, s, strlen(s) + 1);
+	return xsd_reply(r, s, strlen(s) + 1);
 }
 
 static const char *errname(int err)
@@ -159,7 +157,7 @@ static void send_event(struct xsd_conn *c, const char *path, const char *token)
 				  c->caller.domid, c->dropped);
 		return;
 	}
-	m = omsg_new(c, XS_WATCH_EVENT, 0, 0, pl + tl);
+	m = omsg_new(XS_WATCH_EVENT, 0, 0, pl + tl);
 	if (!m)
 		return;
 	m->event = true;
@@ -342,7 +340,7 @@ struct xsd_config *xsd_core_config(struct xsd_core *core) { return &core->cfg; }
 
 /* ---- argument helpers --------------------------------------------------- */
 
-unsigned count_args(const struct req *r)
+unsigned xsd_count_args(const struct req *r)
 {
 	unsigned n = 0;
 
@@ -351,11 +349,11 @@ unsigned count_args(const struct req *r)
 	return n;
 }
 
-int get_args(struct req *r, const char **vec, unsigned n)
+int xsd_get_args(struct req *r, const char **vec, unsigned n)
 {
 	unsigned k = 0;
 
-	if (!r->len || r->data[r->len - 1] != '\0' || count_args(r) != n)
+	if (!r->len || r->data[r->len - 1] != '\0' || xsd_count_args(r) != n)
 		return EINVAL;
 	for (unsigned i = 0; i < r->len; i += (unsigned)strlen(r->data + i) + 1)
 		vec[k++] = r->data + i;
@@ -371,7 +369,7 @@ static int canon(struct req *r, const char *in, bool special, char *out)
 static int path_arg(struct req *r, const char **path)
 {
 	const char *v[1];
-	int e = get_args(r, v, 1);
+	int e = xsd_get_args(r, v, 1);
 
 	if (!e)
 		e = canon(r, v[0], false, r->c->core->path);
@@ -390,7 +388,7 @@ static int domid_arg(struct req *r, unsigned *domid)
 	const char *v[1];
 	char *end;
 	unsigned long d;
-	int e = get_args(r, v, 1);
+	int e = xsd_get_args(r, v, 1);
 
 	if (e)
 		return e;
@@ -418,7 +416,7 @@ static int do_read(struct req *r)
 
 	if (!e)
 		e = xsd_read(r->c->core->st, txn(r), &r->c->caller, path, &val, &len);
-	return e ? e : reply(r, val, len);
+	return e ? e : xsd_reply(r, val, len);
 }
 
 static int do_get_perms(struct req *r)
@@ -439,7 +437,7 @@ static int do_get_perms(struct req *r)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%c%u",
 					letter[p[i].perms & 3], p[i].domid) + 1;
 	}
-	return reply(r, buf, len);
+	return xsd_reply(r, buf, len);
 }
 
 static int do_directory(struct req *r)
@@ -469,7 +467,7 @@ static int do_directory(struct req *r)
 		memcpy(buf + len, name, l + 1);
 		len += l + 1;
 	}
-	e = reply(r, buf, len);
+	e = xsd_reply(r, buf, len);
 	free(buf);
 	return e;
 }
@@ -485,7 +483,7 @@ static int do_directory_part(struct req *r)
 	unsigned long off;
 	unsigned n, l;
 	bool end = true;
-	int e = get_args(r, v, 2);
+	int e = xsd_get_args(r, v, 2);
 
 	if (!e)
 		e = canon(r, v[0], false, r->c->core->path);
@@ -519,7 +517,7 @@ static int do_directory_part(struct req *r)
 	}
 	if (end)
 		buf[len++] = '\0';
-	e = reply(r, buf, len);
+	e = xsd_reply(r, buf, len);
 	free(buf);
 	return e;
 }
@@ -532,7 +530,7 @@ static int modified(struct req *r, int e)
 	}
 	/* As C xenstored: watch events go out before the reply. */
 	fire(r->c->core, &r->c->core->ev);
-	return reply_str(r, "OK");
+	return xsd_reply_str(r, "OK");
 }
 
 static int do_write(struct req *r)
@@ -566,7 +564,7 @@ static int do_mkdir_rm(struct req *r)
 
 static int do_set_perms(struct req *r)
 {
-	unsigned n = count_args(r), i = 0;
+	unsigned n = xsd_count_args(r), i = 0;
 	struct xsd_perm *p;
 	const char *s;
 	int e;
@@ -595,7 +593,7 @@ static int do_watch(struct req *r)
 	struct xsd_conn *c = r->c;
 	const char *v[2];
 	size_t strip;
-	int e = get_args(r, v, 2);
+	int e = xsd_get_args(r, v, 2);
 
 	if (!e)
 		e = canon(r, v[0], true, c->core->path);
@@ -608,7 +606,7 @@ static int do_watch(struct req *r)
 	if (e)
 		return e;
 	c->dom->nwatches++;
-	e = reply_str(r, "OK");
+	e = xsd_reply_str(r, "OK");
 	send_event(c, v[0], v[1]);
 	return e;
 }
@@ -617,7 +615,7 @@ static int do_unwatch(struct req *r)
 {
 	struct xsd_conn *c = r->c;
 	const char *v[2];
-	int e = get_args(r, v, 2);
+	int e = xsd_get_args(r, v, 2);
 
 	if (!e)
 		e = canon(r, v[0], true, c->core->path);
@@ -626,7 +624,7 @@ static int do_unwatch(struct req *r)
 	if (e)
 		return e;
 	c->dom->nwatches--;
-	return reply_str(r, "OK");
+	return xsd_reply_str(r, "OK");
 }
 
 static int do_transaction_start(struct req *r)
@@ -660,7 +658,7 @@ static int do_transaction_start(struct req *r)
 	c->txs = t;
 	c->ntx++;
 	snprintf(buf, sizeof(buf), "%u", t->id);
-	return reply_str(r, buf);
+	return xsd_reply_str(r, buf);
 }
 
 static int do_transaction_end(struct req *r)
@@ -671,7 +669,7 @@ static int do_transaction_end(struct req *r)
 	struct xsd_txn *tx;
 	int e;
 
-	e = get_args(r, v, 1);
+	e = xsd_get_args(r, v, 1);
 	if (e || (strcmp(v[0], "T") && strcmp(v[0], "F")))
 		return EINVAL;
 	if (!r->tx)
@@ -685,7 +683,7 @@ static int do_transaction_end(struct req *r)
 	c->ntx--;
 	if (v[0][0] == 'F') {
 		xsd_txn_free(tx);
-		return reply_str(r, "OK");
+		return xsd_reply_str(r, "OK");
 	}
 	return modified(r, xsd_txn_commit(c->core->st, tx, &c->core->ev));
 }
@@ -693,7 +691,7 @@ static int do_transaction_end(struct req *r)
 static int do_reset_watches(struct req *r)
 {
 	conn_drop_state(r->c);
-	return reply_str(r, "OK");
+	return xsd_reply_str(r, "OK");
 }
 
 /* ---- handlers: domains -------------------------------------------------- */
@@ -702,12 +700,12 @@ static int do_get_domain_path(struct req *r)
 {
 	const char *v[1];
 	char buf[40];
-	int e = get_args(r, v, 1);
+	int e = xsd_get_args(r, v, 1);
 
 	if (e)
 		return e;
 	snprintf(buf, sizeof(buf), "/local/domain/%u", atoi_domid(v[0]));
-	return reply_str(r, buf);
+	return xsd_reply_str(r, buf);
 }
 
 static int do_introduce(struct req *r)
@@ -718,7 +716,7 @@ static int do_introduce(struct req *r)
 	char *end;
 	unsigned long domid;
 	long port;
-	int e = get_args(r, v, 3);
+	int e = xsd_get_args(r, v, 3);
 
 	if (e)
 		return e;
@@ -735,7 +733,7 @@ static int do_introduce(struct req *r)
 		/* Re-introduction (after resume): reset the connections' state. */
 		for (struct xsd_conn *c = d->conns; c; c = c->dnext)
 			conn_drop_state(c);
-		return reply_str(r, "OK");
+		return xsd_reply_str(r, "OK");
 	}
 	if (core->ops->domain_new && core->ops->domain_new(core->arg, d->domid) < 0) {
 		domain_put(core, d);
@@ -743,7 +741,7 @@ static int do_introduce(struct req *r)
 	}
 	d->introduced = true;
 	fire_special(core, "@introduceDomain");
-	return reply_str(r, "OK");
+	return xsd_reply_str(r, "OK");
 }
 
 static int known_domain(struct req *r, unsigned domid, struct xsd_domain **out)
@@ -756,17 +754,23 @@ static int known_domain(struct req *r, unsigned domid, struct xsd_domain **out)
 	return 0;
 }
 
+/* RELEASE and RESUME: one introduced domain other than 0. */
+static int guest_arg(struct req *r, unsigned *domid, struct xsd_domain **d)
+{
+	int e = domid_arg(r, domid);
+
+	if (!e && *domid == 0)
+		e = EINVAL;
+	return e ? e : known_domain(r, *domid, d);
+}
+
 static int do_release(struct req *r)
 {
 	struct xsd_core *core = r->c->core;
 	struct xsd_domain *d;
 	unsigned domid;
-	int e = domid_arg(r, &domid);
+	int e = guest_arg(r, &domid, &d);
 
-	if (!e && domid == 0)
-		e = EINVAL;
-	if (!e)
-		e = known_domain(r, domid, &d);
 	if (e)
 		return e;
 	d->introduced = false;
@@ -786,7 +790,7 @@ static int do_release(struct req *r)
 		pv_warn("domain %u: could not remove all of its nodes", domid);
 	fire(core, &core->ev);
 	fire_special(core, "@releaseDomain");
-	e = reply_str(r, "OK");
+	e = xsd_reply_str(r, "OK");
 	if (core->ops->domain_gone)
 		core->ops->domain_gone(core->arg, domid);   /* frees d's connections */
 	d = xsd_domain_find(core, domid);
@@ -800,30 +804,26 @@ static int do_is_domain_introduced(struct req *r)
 	struct xsd_domain *d;
 	unsigned domid;
 	const char *v[1];
-	int e = get_args(r, v, 1);
+	int e = xsd_get_args(r, v, 1);
 
 	if (e)
 		return e;
 	domid = atoi_domid(v[0]);
 	if (domid == DOMID_SELF_)
-		return reply_str(r, "T");
+		return xsd_reply_str(r, "T");
 	d = domain_get(r->c->core, domid, false);
-	return reply_str(r, d && d->introduced ? "T" : "F");
+	return xsd_reply_str(r, d && d->introduced ? "T" : "F");
 }
 
 static int do_resume(struct req *r)
 {
 	struct xsd_domain *d;
 	unsigned domid;
-	int e = domid_arg(r, &domid);
+	int e = guest_arg(r, &domid, &d);
 
-	if (!e && domid == 0)
-		e = EINVAL;
-	if (!e)
-		e = known_domain(r, domid, &d);
 	/* The "shutdown reported" flag lives with the hypervisor here: nothing
 	 * to clear, RESUME only validates the domain. */
-	return e ? e : reply_str(r, "OK");
+	return e ? e : xsd_reply_str(r, "OK");
 }
 
 static int do_set_target(struct req *r)
@@ -832,7 +832,7 @@ static int do_set_target(struct req *r)
 	const char *v[2];
 	unsigned long a, b;
 	char *e1, *e2;
-	int e = get_args(r, v, 2);
+	int e = xsd_get_args(r, v, 2);
 
 	if (e)
 		return e;
@@ -847,7 +847,7 @@ static int do_set_target(struct req *r)
 		return e;
 	d->has_target = true;
 	d->target = t->domid;
-	return reply_str(r, "OK");
+	return xsd_reply_str(r, "OK");
 }
 
 static int no_handler(struct req *r)

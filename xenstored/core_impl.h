@@ -87,13 +87,13 @@ struct req {
 /* The domain record of `domid`, or NULL. */
 struct xsd_domain *xsd_domain_find(struct xsd_core *core, unsigned domid);
 /* Reply helpers (core.c): 0 or ENOMEM. */
-int reply(struct req *r, const void *data, size_t len);
-int reply_str(struct req *r, const char *s);
+int xsd_reply(struct req *r, const void *data, size_t len);
+int xsd_reply_str(struct req *r, const char *s);
 /* CONTROL (control.c). */
 int xsd_do_control(struct req *r);
 /* Split the payload into exactly `n` NUL-terminated strings, or EINVAL. */
-int get_args(struct req *r, const char **vec, unsigned n);
+int xsd_get_args(struct req *r, const char **vec, unsigned n);
 /* Number of NUL-terminated strings in the payload (trailing bytes ignored). */
-unsigned count_args(const struct req *r);
+unsigned xsd_count_args(const struct req *r);
 
 #endif

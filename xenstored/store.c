@@ -4,7 +4,7 @@
  *
  * Every modifying operation runs in two phases: a read-only walk that checks
  * permissions and quotas and records what a transaction saw, then a
- * modifying walk that copies shared nodes (cow) and can only fail on ENOMEM.
+ * modifying walk that copies shared nodes (xsd_cow) and can only fail on ENOMEM.
  * So a refused operation leaves the tree untouched.
  */
 #include "xenstored/store_impl.h"
@@ -18,299 +18,7 @@
 
 /* Node "size" for the node-size quota, as C xenstored counts it (x86_64). */
 #define NODE_HDR_SIZE 24u
-/* Child lists longer than this get a hash index; shorter ones are scanned
- * (a length compare per child, cheap next to the index's memory). */
-#define INDEX_MIN     128u
 #define PATH_BUF      8192u
-
-static long live_nodes;
-
-long xsd_node_live_count(void) { return live_nodes; }
-
-/* ---- nodes -------------------------------------------------------------- */
-
-static inline const struct xsd_perm *node_perms(const struct xsd_node *n)
-{
-	return n->nperms == 1 ? &n->p.one : n->p.many;
-}
-
-static inline unsigned node_owner(const struct xsd_node *n)
-{
-	return node_perms(n)[0].domid;
-}
-
-static inline const char *node_name(const struct xsd_node *n) { return n->data; }
-static inline char *node_value(struct xsd_node *n) { return n->data + n->namelen + 1; }
-
-/* One allocation: header, name, NUL, value. NULL on ENOMEM. */
-static struct xsd_node *node_new(const char *name, size_t len, const void *val, unsigned vlen)
-{
-	struct xsd_node *n = calloc(1, sizeof(*n) + len + 1 + vlen);
-
-	if (!n)
-		return NULL;
-	memcpy(n->data, name, len);
-	n->namelen = (uint16_t)len;
-	if (vlen)
-		memcpy(n->data + len + 1, val, vlen);
-	n->vlen = vlen;
-	n->refs = 1;
-	n->nperms = 1;
-	live_nodes++;
-	return n;
-}
-
-static void node_free_one(struct xsd_node *n)
-{
-	if (n->nperms > 1)
-		free(n->p.many);
-	if (n->child) {
-		free(n->child[-1]);   /* the child index */
-		free(n->child - 1);
-	}
-	free(n);
-	live_nodes--;
-}
-
-void node_unref(struct xsd_node *n)
-{
-	if (!n || --n->refs)
-		return;
-	for (uint32_t i = 0; i < n->nchild; i++)
-		node_unref(n->child[i]);
-	node_free_one(n);
-}
-
-static int node_set_perms(struct xsd_node *n, const struct xsd_perm *p, unsigned np)
-{
-	struct xsd_perm *copy = NULL;
-
-	assert(np >= 1 && np <= UINT16_MAX);
-	if (np > 1) {
-		copy = malloc(np * sizeof(*p));
-		if (!copy)
-			return ENOMEM;
-		memcpy(copy, p, np * sizeof(*p));
-	}
-	if (n->nperms > 1)
-		free(n->p.many);
-	if (copy)
-		n->p.many = copy;
-	else
-		n->p.one = p[0];
-	n->nperms = (uint16_t)np;
-	return 0;
-}
-
-/*
- * New value for the private node in *slot. A value that does not fit the
- * room after the name moves the node (realloc): the slot is updated, and
- * nothing else points to a private node.
- */
-static int node_set_value(struct xsd_node **slot, const void *val, unsigned len)
-{
-	struct xsd_node *n = *slot;
-
-	assert(n->refs == 1);
-	if (sizeof(*n) + n->namelen + 1 + len > malloc_usable_size(n)) {
-		n = realloc(n, sizeof(*n) + n->namelen + 1 + len);
-		if (!n)
-			return ENOMEM;
-		*slot = n;
-	}
-	if (len)
-		memcpy(node_value(n), val, len);
-	n->vlen = len;
-	return 0;
-}
-
-/* Room of a child array holding n children: 4, then powers of two. */
-static uint32_t child_cap(uint32_t n)
-{
-	uint32_t cap = 4;
-
-	while (cap < n)
-		cap *= 2;
-	return cap;
-}
-
-/* A private copy of a shared node; the children become shared. */
-static struct xsd_node *node_copy(struct xsd_node *n)
-{
-	struct xsd_node *c = node_new(node_name(n), n->namelen, node_value(n), n->vlen);
-
-	if (!c)
-		return NULL;
-	c->gen = n->gen;
-	c->cgen = n->cgen;
-	c->tgen = n->tgen;
-	if (node_set_perms(c, node_perms(n), n->nperms))
-		goto fail;
-	if (n->nchild) {
-		struct xsd_node **a = malloc((1 + child_cap(n->nchild)) * sizeof(*a));
-		if (!a)
-			goto fail;
-		a[0] = NULL;
-		c->child = a + 1;
-		for (uint32_t i = 0; i < n->nchild; i++) {
-			c->child[i] = n->child[i];
-			c->child[i]->refs++;
-		}
-		c->nchild = n->nchild;
-	}
-	return c;
-fail:
-	node_unref(c);
-	return NULL;
-}
-
-/* Make *slot exclusively ours (copy if shared). NULL on ENOMEM. */
-static struct xsd_node *cow(struct xsd_node **slot)
-{
-	struct xsd_node *n = *slot, *c;
-
-	if (n->refs == 1)
-		return n;
-	c = node_copy(n);
-	if (!c)
-		return NULL;
-	n->refs--;
-	*slot = c;
-	return c;
-}
-
-/* ---- children ----------------------------------------------------------- */
-
-static uint32_t child_hash(const struct xsd_node *c)
-{
-	return xsd_hash(node_name(c), c->namelen);
-}
-
-/* The index lives in the slot before child[0]. */
-static struct child_index **index_slot(struct xsd_node *n)
-{
-	return (struct child_index **)(void *)(n->child - 1);
-}
-
-static void index_insert(struct xsd_node *n, struct child_index *x, uint32_t i)
-{
-	uint32_t mask = x->cap - 1, h = child_hash(n->child[i]) & mask;
-
-	while (x->slot[h])
-		h = (h + 1) & mask;
-	x->slot[h] = i + 1;
-}
-
-static void index_drop(struct xsd_node *n)
-{
-	if (n->child) {
-		free(*index_slot(n));
-		*index_slot(n) = NULL;
-	}
-}
-
-static struct child_index *index_build(struct xsd_node *n)
-{
-	struct child_index *x;
-	uint32_t cap = 64;
-
-	while (cap < n->nchild * 2)
-		cap *= 2;
-	x = calloc(1, sizeof(*x) + cap * sizeof(x->slot[0]));
-	if (!x)
-		return NULL; /* lookups fall back to a linear scan */
-	x->cap = cap;
-	*index_slot(n) = x;
-	for (uint32_t i = 0; i < n->nchild; i++)
-		index_insert(n, x, i);
-	return x;
-}
-
-static bool child_is(const struct xsd_node *c, const char *name, size_t len)
-{
-	return c->namelen == len && !memcmp(node_name(c), name, len);
-}
-
-/* Index of the child called name[0..len), or -1. */
-static long child_find(struct xsd_node *n, const char *name, size_t len)
-{
-	struct child_index *x = NULL;
-	uint32_t mask;
-
-	if (n->nchild > INDEX_MIN) {
-		x = *index_slot(n);
-		if (!x)
-			x = index_build(n);
-	}
-	if (!x) {
-		for (uint32_t i = 0; i < n->nchild; i++)
-			if (child_is(n->child[i], name, len))
-				return i;
-		return -1;
-	}
-	mask = x->cap - 1;
-	for (uint32_t s = xsd_hash(name, len) & mask;; s = (s + 1) & mask) {
-		uint32_t i = x->slot[s];
-		if (!i)
-			return -1;
-		if (child_is(n->child[i - 1], name, len))
-			return i - 1;
-	}
-}
-
-static int child_add(struct xsd_node *n, struct xsd_node *c)
-{
-	struct child_index *x;
-
-	if (!n->child || n->nchild == child_cap(n->nchild)) {
-		struct xsd_node **a = n->child ? n->child - 1 : NULL;
-		a = realloc(a, (1 + child_cap(n->nchild + 1)) * sizeof(*a));
-		if (!a)
-			return ENOMEM;
-		if (!n->child)
-			a[0] = NULL;
-		n->child = a + 1;
-	}
-	n->child[n->nchild++] = c;
-	x = *index_slot(n);
-	if (x) {
-		if (n->nchild * 2 > x->cap)
-			index_drop(n);  /* rebuilt bigger on the next lookup */
-		else
-			index_insert(n, x, n->nchild - 1);
-	}
-	return 0;
-}
-
-/* Unlink child i (keeping the order) and return it with its reference. */
-static struct xsd_node *child_del(struct xsd_node *n, uint32_t i)
-{
-	struct xsd_node *c = n->child[i];
-
-	memmove(&n->child[i], &n->child[i + 1], (n->nchild - i - 1) * sizeof(*n->child));
-	n->nchild--;
-	index_drop(n);
-	return c;
-}
-
-/* Bytes of the child-name list (for the node-size quota). */
-static unsigned names_len(const struct xsd_node *n)
-{
-	unsigned len = 0;
-
-	for (uint32_t i = 0; i < n->nchild; i++)
-		len += n->child[i]->namelen + 1u;
-	return len;
-}
-
-unsigned xsd_node_nchildren(const struct xsd_node *n) { return n->nchild; }
-uint64_t xsd_node_cgen(const struct xsd_node *n) { return n->cgen; }
-
-const char *xsd_node_child_name(const struct xsd_node *n, unsigned i, unsigned *len)
-{
-	*len = n->child[i]->namelen;
-	return node_name(n->child[i]);
-}
 
 /* ---- walking ------------------------------------------------------------ */
 
@@ -354,7 +62,7 @@ static void walk(struct xsd_node *root, const char *path, struct walk *w)
 			w->missing++;
 			continue;
 		}
-		i = child_find(n, comp, len);
+		i = xsd_child_find(n, comp, len);
 		parent = n;
 		n = i < 0 ? NULL : n->child[i];
 		if (n) {
@@ -370,7 +78,7 @@ static void walk(struct xsd_node *root, const char *path, struct walk *w)
 	w->parent = w->missing > 1 ? NULL : parent;
 }
 
-struct xsd_node *tree_lookup(struct xsd_node *root, const char *path)
+struct xsd_node *xsd_tree_lookup(struct xsd_node *root, const char *path)
 {
 	struct walk w;
 
@@ -381,7 +89,7 @@ struct xsd_node *tree_lookup(struct xsd_node *root, const char *path)
 /*
  * Modifying walk: make every node from the root down `ncomp` components of
  * `path` private, stamp tgen = g on each, return the slot that holds the
- * last one (for node_set_value). NULL: ENOMEM.
+ * last one (for xsd_node_set_value). NULL: ENOMEM.
  */
 static struct xsd_node **cow_path(struct view *v, const char *path, unsigned ncomp, uint64_t g,
 				  struct xsd_node **parentp)
@@ -389,17 +97,17 @@ static struct xsd_node **cow_path(struct view *v, const char *path, unsigned nco
 	struct xsd_node **slot = v->rootp, *n, *parent = NULL;
 	const char *p = path, *comp;
 
-	n = cow(slot);
+	n = xsd_cow(slot);
 	if (!n)
 		return NULL;
 	n->tgen = g;
 	for (unsigned d = 0; d < ncomp; d++) {
 		size_t len = next_comp(&p, &comp);
-		long i = child_find(n, comp, len);
+		long i = xsd_child_find(n, comp, len);
 		assert(i >= 0);
 		parent = n;
 		slot = &n->child[i];
-		n = cow(slot);
+		n = xsd_cow(slot);
 		if (!n)
 			return NULL;
 		n->tgen = g;
@@ -503,7 +211,7 @@ static uint32_t *owned(struct xsd_store *st, unsigned domid)
 }
 
 /* Node count changes. ENOMEM only when a count or delta slot cannot be
- * made; a delta's live slot is made now so that acct_apply cannot fail. */
+ * made; a delta's live slot is made now so that xsd_acct_apply cannot fail. */
 static int acct_add(struct view *v, unsigned domid, long delta)
 {
 	uint32_t *o = owned(v->st, domid);
@@ -523,7 +231,7 @@ static int acct_add(struct view *v, unsigned domid, long delta)
 	return 0;
 }
 
-void acct_apply(struct xsd_store *st, struct xsd_acct *a)
+void xsd_acct_apply(struct xsd_store *st, struct xsd_acct *a)
 {
 	for (unsigned i = 0; i < a->n; i++) {
 		uint32_t *o = owned(st, a->e[i].domid);   /* exists: see acct_add */
@@ -533,7 +241,7 @@ void acct_apply(struct xsd_store *st, struct xsd_acct *a)
 	a->n = 0;
 }
 
-void acct_fini(struct xsd_acct *a)
+void xsd_acct_fini(struct xsd_acct *a)
 {
 	free(a->e);
 	memset(a, 0, sizeof(*a));
@@ -587,8 +295,8 @@ void xsd_evlist_clear(struct xsd_evlist *l)
 	for (unsigned i = 0; i < l->n; i++) {
 		free(l->ev[i].path);
 		free(l->ev[i].oldp);
-		node_unref(l->ev[i].node);
-		node_unref(l->ev[i].parent);
+		xsd_node_unref(l->ev[i].node);
+		xsd_node_unref(l->ev[i].parent);
 	}
 	free(l->ev);
 	memset(l, 0, sizeof(*l));
@@ -650,7 +358,7 @@ struct xsd_store *xsd_store_new(const struct xsd_limits *lim)
 	if (!st)
 		return NULL;
 	st->lim = *lim;
-	st->root = node_new("", 0, NULL, 0);
+	st->root = xsd_node_new("", 0, NULL, 0);
 	if (!st->root || !owned(st, 0))
 		goto fail;
 	st->root->p.one = n0;
@@ -665,7 +373,7 @@ struct xsd_store *xsd_store_new(const struct xsd_limits *lim)
 		st->nspecial[i] = 1;
 	}
 	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++)
-		if (view_write(&v, init[i], "", 0, true))
+		if (xsd_view_write(&v, init[i], "", 0, true))
 			goto fail;
 	return st;
 fail:
@@ -677,7 +385,7 @@ void xsd_store_free(struct xsd_store *st)
 {
 	if (!st)
 		return;
-	node_unref(st->root);
+	xsd_node_unref(st->root);
 	xsd_domtab_fini(&st->owned);
 	free(st->special[0]);
 	free(st->special[1]);
@@ -716,12 +424,11 @@ static void view_init(struct view *v, struct xsd_store *st, struct xsd_txn *tx,
 
 static int record(struct view *v, const char *path, size_t len, unsigned flags)
 {
-	return v->tx ? txn_record(v->tx, path, len, flags) : 0;
+	return v->tx ? xsd_txn_record(v->tx, path, len, flags) : 0;
 }
 
-static size_t node_size(const struct xsd_node *n, unsigned nperms, unsigned vlen, unsigned names)
+static size_t node_size(unsigned nperms, unsigned vlen, unsigned names)
 {
-	(void)n;
 	return NODE_HDR_SIZE + 8u * nperms + vlen + names;
 }
 
@@ -740,7 +447,7 @@ static int read_node(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_
 	int r;
 
 	if (tx)
-		txn_first_read(st, tx);
+		xsd_txn_first_read(st, tx);
 	view_init(&v, st, tx, c, NULL);
 	walk(*v.rootp, path, &w);
 	r = record(&v, path, strlen(path), flags);
@@ -804,11 +511,11 @@ static int write_existing(struct view *v, const char *path, const struct walk *w
 		r = record(v, path, strlen(path), REC_NODE);
 	if (r || mkdir)
 		return r;
-	if (!v->c->priv && too_big(v, node_size(n, n->nperms, len, names_len(n))))
+	if (!v->c->priv && too_big(v, node_size(n->nperms, len, xsd_names_len(n))))
 		return ENOSPC;
 	g = ++v->st->gen;
 	slot = cow_path(v, path, w->depth, g, &parent);
-	if (!slot || node_set_value(slot, val, len))
+	if (!slot || xsd_node_set_value(slot, val, len))
 		return ENOMEM;
 	n = *slot;
 	n->gen = g;
@@ -855,14 +562,14 @@ static int write_create(struct view *v, const char *path, const struct walk *w,
 	p = path + w->nearest_len;
 	clen = next_comp(&p, &comp);
 	if (!v->c->priv &&
-	    too_big(v, node_size(anc, anc->nperms, anc->vlen, names_len(anc) + (unsigned)clen + 1)))
+	    too_big(v, node_size(anc->nperms, anc->vlen, xsd_names_len(anc) + (unsigned)clen + 1)))
 		goto out;
 	for (const char *q = p; *q;) {
 		size_t l = next_comp(&q, &comp);
-		if (too_big(v, node_size(NULL, np, 0, (unsigned)l + 1)))
+		if (too_big(v, node_size(np, 0, (unsigned)l + 1)))
 			goto out;
 	}
-	if (too_big(v, node_size(NULL, np, len, 0)))
+	if (too_big(v, node_size(np, len, 0)))
 		goto out;
 
 	/* What a transaction saw: the ancestor and every created node. */
@@ -883,12 +590,12 @@ static int write_create(struct view *v, const char *path, const struct walk *w,
 	p = path + w->nearest_len;
 	for (unsigned d = first; d < w->depth; d++) {
 		clen = next_comp(&p, &comp);
-		n = node_new(comp, clen, val, *p ? 0 : len);
+		n = xsd_node_new(comp, clen, val, *p ? 0 : len);
 		if (!n)
 			goto out;
 		n->gen = n->cgen = n->tgen = g;
-		if (node_set_perms(n, pp, np) || child_add(parent, n)) {
-			node_unref(n);
+		if (xsd_node_set_perms(n, pp, np) || xsd_child_add(parent, n)) {
+			xsd_node_unref(n);
 			goto out;
 		}
 		parent->cgen = g;
@@ -911,7 +618,7 @@ out:
 	return r;
 }
 
-int view_write(struct view *v, const char *path, const void *val, unsigned len, bool mkdir)
+int xsd_view_write(struct view *v, const char *path, const void *val, unsigned len, bool mkdir)
 {
 	struct walk w;
 
@@ -966,17 +673,17 @@ static int rm_child(struct view *v, struct xsd_node *parent, uint32_t i, const c
 		return ENOMEM;
 	memcpy(buf, path, len);
 	buf[len] = '\0';
-	n = child_del(parent, i);
+	n = xsd_child_del(parent, i);
 	parent->cgen = parent->tgen = g;
 	r = rm_subtree(v, n, parent, buf, len, false);
 	if (r && v->tx)
 		v->tx->failed = true;
-	node_unref(n);
+	xsd_node_unref(n);
 	free(buf);
 	return r;
 }
 
-int view_rm(struct view *v, const char *path)
+int xsd_view_rm(struct view *v, const char *path)
 {
 	size_t plen = strlen(path);
 	const char *comp, *p;
@@ -1005,13 +712,13 @@ int view_rm(struct view *v, const char *path)
 		return ENOMEM;
 	parent = *slot;
 	next_comp(&p, &comp);
-	return rm_child(v, parent, (uint32_t)child_find(parent, comp, (size_t)(path + plen - comp)),
+	return rm_child(v, parent, (uint32_t)xsd_child_find(parent, comp, (size_t)(path + plen - comp)),
 			path, plen, g);
 }
 
 /* ---- set_perms ---------------------------------------------------------- */
 
-int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, unsigned np)
+int xsd_view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, unsigned np)
 {
 	struct xsd_node *n, *parent, **slot;
 	struct walk w;
@@ -1030,7 +737,7 @@ int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, u
 			return ENOSPC;
 		if (p[0].domid != oldowner)
 			return EPERM;
-		if (too_big(v, node_size(n, np, n->vlen, names_len(n))))
+		if (too_big(v, node_size(np, n->vlen, xsd_names_len(n))))
 			return ENOSPC;
 	}
 	r = record(v, path, strlen(path), REC_NODE);
@@ -1046,7 +753,7 @@ int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, u
 			return ENOMEM;
 	}
 	slot = cow_path(v, path, w.depth, g, &parent);
-	if (!slot || node_set_perms(*slot, p, np))
+	if (!slot || xsd_node_set_perms(*slot, p, np))
 		return ENOMEM;
 	n = *slot;
 	n->gen = g;
@@ -1071,13 +778,13 @@ static int modify(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_cal
 
 	view_init(&v, st, tx, c, ev);
 	switch (type) {
-	case OP_WRITE: r = view_write(&v, path, data, len, false); break;
-	case OP_MKDIR: r = view_write(&v, path, NULL, 0, true); break;
-	case OP_RM: r = view_rm(&v, path); break;
-	default: r = view_set_perms(&v, path, data, len); break;
+	case OP_WRITE: r = xsd_view_write(&v, path, data, len, false); break;
+	case OP_MKDIR: r = xsd_view_write(&v, path, NULL, 0, true); break;
+	case OP_RM: r = xsd_view_rm(&v, path); break;
+	default: r = xsd_view_set_perms(&v, path, data, len); break;
 	}
 	if (!r && tx)
-		r = txn_log(tx, type, path, data, len);
+		r = xsd_txn_log(tx, type, path, data, len);
 	return r;
 }
 
@@ -1155,7 +862,7 @@ static bool gone_needed(const struct xsd_node *n, unsigned domid)
 static int gone_walk(struct view *v, struct xsd_node **slot, char *buf, size_t len,
 		     unsigned domid, uint64_t g)
 {
-	struct xsd_node *n = cow(slot);
+	struct xsd_node *n = xsd_cow(slot);
 	struct xsd_perm *p;
 	int r;
 

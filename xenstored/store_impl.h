@@ -103,22 +103,53 @@ struct view {
 	const struct xsd_caller *c;
 };
 
-void node_unref(struct xsd_node *n);
-struct xsd_node *tree_lookup(struct xsd_node *root, const char *path);
+/* node.c: node objects and child lists. */
+static inline const struct xsd_perm *node_perms(const struct xsd_node *n)
+{
+	return n->nperms == 1 ? &n->p.one : n->p.many;
+}
+
+static inline unsigned node_owner(const struct xsd_node *n)
+{
+	return node_perms(n)[0].domid;
+}
+
+static inline const char *node_name(const struct xsd_node *n) { return n->data; }
+static inline char *node_value(struct xsd_node *n) { return n->data + n->namelen + 1; }
+
+/* One allocation: header, name, value. NULL on ENOMEM. */
+struct xsd_node *xsd_node_new(const char *name, size_t len, const void *val, unsigned vlen);
+/* Drop a reference; the last one frees the node and unrefs its children. */
+void xsd_node_unref(struct xsd_node *n);
+int xsd_node_set_perms(struct xsd_node *n, const struct xsd_perm *p, unsigned np);
+/* New value for the private node in *slot; may move it (updates *slot). */
+int xsd_node_set_value(struct xsd_node **slot, const void *val, unsigned len);
+/* Make *slot exclusively ours (copy if shared). NULL on ENOMEM. */
+struct xsd_node *xsd_cow(struct xsd_node **slot);
+/* Index of the child called name[0..len), or -1. */
+long xsd_child_find(struct xsd_node *n, const char *name, size_t len);
+int xsd_child_add(struct xsd_node *n, struct xsd_node *c);
+/* Unlink child i (order kept); returns it with its reference. */
+struct xsd_node *xsd_child_del(struct xsd_node *n, uint32_t i);
+/* Bytes of the child-name list (node-size quota). */
+unsigned xsd_names_len(const struct xsd_node *n);
+
+/* store.c: walking and operations. */
+struct xsd_node *xsd_tree_lookup(struct xsd_node *root, const char *path);
 /* Apply an operation through a view (store.c). */
-int view_write(struct view *v, const char *path, const void *val, unsigned len, bool mkdir);
-int view_rm(struct view *v, const char *path);
-int view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, unsigned n);
-void acct_apply(struct xsd_store *st, struct xsd_acct *a);
-void acct_fini(struct xsd_acct *a);
+int xsd_view_write(struct view *v, const char *path, const void *val, unsigned len, bool mkdir);
+int xsd_view_rm(struct view *v, const char *path);
+int xsd_view_set_perms(struct view *v, const char *path, const struct xsd_perm *p, unsigned n);
+void xsd_acct_apply(struct xsd_store *st, struct xsd_acct *a);
+void xsd_acct_fini(struct xsd_acct *a);
 
 /* txn.c: a read is about to happen in `tx`; if it is the transaction's first
  * access, move its snapshot to now (see txn.c). */
-void txn_first_read(struct xsd_store *st, struct xsd_txn *tx);
+void xsd_txn_first_read(struct xsd_store *st, struct xsd_txn *tx);
 /* txn.c: note an access; 0, ENOSPC (too many nodes) or ENOMEM. */
-int txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags);
+int xsd_txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags);
 /* txn.c: log a successful modification for replay at commit. */
-int txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
+int xsd_txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
 	    const void *data, unsigned len);
 
 #endif

@@ -65,18 +65,18 @@ void xsd_txn_free(struct xsd_txn *tx)
 		free(op->data);
 		free(op);
 	}
-	acct_fini(&tx->acct);
-	node_unref(tx->base);
-	node_unref(tx->root);
+	xsd_acct_fini(&tx->acct);
+	xsd_node_unref(tx->base);
+	xsd_node_unref(tx->root);
 	free(tx);
 }
 
-void txn_first_read(struct xsd_store *st, struct xsd_txn *tx)
+void xsd_txn_first_read(struct xsd_store *st, struct xsd_txn *tx)
 {
 	if (tx->recs.n || tx->ops || tx->start_gen == st->gen)
 		return;
-	node_unref(tx->base);
-	node_unref(tx->root);
+	xsd_node_unref(tx->base);
+	xsd_node_unref(tx->root);
 	tx->base = tx->root = st->root;
 	st->root->refs += 2;
 	tx->start_gen = st->gen;
@@ -84,7 +84,7 @@ void txn_first_read(struct xsd_store *st, struct xsd_txn *tx)
 
 unsigned xsd_txn_nrecords(const struct xsd_txn *tx) { return tx->recs.n; }
 
-int txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags)
+int xsd_txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags)
 {
 	struct txn_rec *rec = xsd_map_get(&tx->recs, path, len);
 
@@ -111,7 +111,7 @@ nomem:
 	return ENOMEM;
 }
 
-int txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
+int xsd_txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
 	    const void *data, unsigned len)
 {
 	size_t dlen = type == OP_SETPERMS ? len * sizeof(struct xsd_perm) : len;
@@ -142,10 +142,10 @@ nomem:
 static bool rec_changed(const struct xsd_store *st, const struct xsd_txn *tx,
 			const struct txn_rec *rec)
 {
-	const struct xsd_node *cur = tree_lookup(st->root, rec->path);
+	const struct xsd_node *cur = xsd_tree_lookup(st->root, rec->path);
 
 	if (!cur)
-		return tree_lookup(tx->base, rec->path) != NULL;
+		return xsd_tree_lookup(tx->base, rec->path) != NULL;
 	/* A node created after the start carries a newer gen. */
 	if (cur->gen > tx->start_gen)
 		return true;
@@ -188,23 +188,23 @@ static int replay(struct xsd_store *st, struct xsd_txn *tx, struct xsd_evlist *e
 	root->refs++;
 	for (struct txn_op *op = tx->ops; op && !r; op = op->next) {
 		switch (op->type) {
-		case OP_WRITE: r = view_write(&v, op->path, op->data, op->len, false); break;
-		case OP_MKDIR: r = view_write(&v, op->path, NULL, 0, true); break;
-		case OP_RM: r = view_rm(&v, op->path); break;
-		case OP_SETPERMS: r = view_set_perms(&v, op->path, op->data, op->len); break;
+		case OP_WRITE: r = xsd_view_write(&v, op->path, op->data, op->len, false); break;
+		case OP_MKDIR: r = xsd_view_write(&v, op->path, NULL, 0, true); break;
+		case OP_RM: r = xsd_view_rm(&v, op->path); break;
+		case OP_SETPERMS: r = xsd_view_set_perms(&v, op->path, op->data, op->len); break;
 		}
 	}
 	if (!r)
 		r = evlist_move(ev, &local);
 	if (r) {
-		node_unref(root);
+		xsd_node_unref(root);
 	} else {
-		node_unref(st->root);
+		xsd_node_unref(st->root);
 		st->root = root;
-		acct_apply(st, &acct);
+		xsd_acct_apply(st, &acct);
 	}
 	xsd_evlist_clear(&local);
-	acct_fini(&acct);
+	xsd_acct_fini(&acct);
 	return r;
 }
 

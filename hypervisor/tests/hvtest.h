@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +62,8 @@ static inline void hvt_start(struct hvt_daemon *d, const char *extra_arg)
 	if (d->pid < 0)
 		hvt_fail("fork");
 	if (d->pid == 0) {
+		/* Never outlive the test, even if it is killed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(p[1], 3);
 		execl(prog, prog, "--rundir", d->dir, "--ready-fd", "3", "--log-level", "warn",
 		      extra_arg, (char *)NULL);

@@ -10,6 +10,7 @@
 
 #include "hypervisor/evtchn_core.h"
 #include "hypervisor/gnttab_core.h"
+#include "hypervisor/hvd.h"
 
 /* ---- grant tables -------------------------------------------------------- */
 
@@ -448,6 +449,44 @@ static void test_evtchn_ports(void **state)
 	assert_int_equal(ecs[2].in_use, 0);
 }
 
+/* ---- domid allocation ------------------------------------------------------ */
+
+static void test_domid_allocation(void **state)
+{
+	struct hvd *h = calloc(1, sizeof(*h));
+	struct hvd_domain taken;
+	uint32_t d;
+
+	assert_non_null(h);
+	h->dom[0] = &taken;
+	assert_int_equal(hvd_domid_pick(h, 0, &d), 0);
+	assert_int_equal(d, 1);
+	h->dom[1] = &taken;
+	assert_int_equal(hvd_domid_pick(h, 0, &d), 0);
+	assert_int_equal(d, 2);
+	/* Freed ids are not reused before the counter wraps. */
+	h->dom[2] = &taken;
+	h->dom[1] = NULL;
+	assert_int_equal(hvd_domid_pick(h, 0, &d), 0);
+	assert_int_equal(d, 3);
+	/* Explicit ids: free and below the reserved ones; the counter stays. */
+	assert_int_equal(hvd_domid_pick(h, 2, &d), -EEXIST);
+	assert_int_equal(hvd_domid_pick(h, DOMID_FIRST_RESERVED, &d), -EINVAL);
+	assert_int_equal(hvd_domid_pick(h, 0x7FEF, &d), 0);
+	assert_int_equal(d, 0x7FEF);
+	assert_int_equal(h->rover, 3);
+	/* Wrapping: from the top, back to the lowest free id above 0. */
+	h->rover = 0x7FEE;
+	h->dom[0x7FEF] = &taken;
+	assert_int_equal(hvd_domid_pick(h, 0, &d), 0);
+	assert_int_equal(d, 1);
+	/* Full: every id from 1 to 0x7FEF taken. */
+	for (uint32_t i = 1; i < DOMID_FIRST_RESERVED; i++)
+		h->dom[i] = &taken;
+	assert_int_equal(hvd_domid_pick(h, 0, &d), -ENOSPC);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +498,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_bind_close, ec_setup, ec_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_ports, ec_setup, ec_teardown),
+		cmocka_unit_test(test_domid_allocation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
