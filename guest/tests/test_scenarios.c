@@ -214,6 +214,66 @@ static void run(struct world *w, bool compat)
 	w->back = NULL;
 }
 
+/* Several vifs: two at boot, a third hot-plugged, the second unplugged as
+ * libxl does (backend Closing, frontend Closed, directories removed). */
+static void multi_vif(struct world *w)
+{
+	static const char *const macs[] = { "00:16:3e:5a:01:00", "00:16:3e:5a:01:01", "00:16:3e:5a:01:02" };
+	const char *extra[] = { "--max-queues", "2", NULL };
+	const char *ns = e2e_netns("v");
+	struct mts_guest *g = calloc(1, sizeof(*g));
+	struct tb *b[3] = { 0 };
+	uint32_t domid = 0;
+	char path[128];
+
+	printf("# several vifs\n");
+	if (mts_domain_create(&w->a, &domid, false, 0) < 0 || mts_vif_add(&w->a, domid, 0, macs[0]) < 0 ||
+	    mts_vif_add(&w->a, domid, 1, macs[1]) < 0) {
+		CHECK(false, "vifs: create a domain with two vifs");
+		return;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		struct tb_opts o = { .host = &w->a, .domid = domid, .devid = i, .max_queues = 2 };
+		b[i] = tb_start(&o);
+	}
+	if (!b[0] || !b[1] || mts_guest_start(g, &w->a, domid, ns, e2e_tmpdir(), extra) < 0) {
+		CHECK(false, "vifs: start backends and guest");
+		goto out;
+	}
+	e2e_atexit_guest(g);
+	CHECK(e2e_wait_control(g, "state", "state=Connected backend", 2, 5000), "vifs: both connect");
+	CHECK(e2e_sh("ip -n %s link show eth0 && ip -n %s link show eth1", ns, ns) == 0, "vifs: eth0 and eth1 exist");
+
+	/* Hot-plug a third (network-attach). */
+	CHECK(mts_vif_add(&w->a, domid, 2, macs[2]) == 0, "vifs: add vif 2 while running");
+	{
+		struct tb_opts o = { .host = &w->a, .domid = domid, .devid = 2, .max_queues = 2 };
+		b[2] = tb_start(&o);
+	}
+	CHECK(b[2] && e2e_wait_control(g, "state", "state=Connected backend", 3, 5000), "vifs: the new vif connects");
+	CHECK(e2e_sh("ip -n %s link show eth2", ns) == 0, "vifs: eth2 appears");
+
+	/* Unplug vif 1 (network-detach). */
+	tb_stop(b[1]);
+	b[1] = NULL;
+	snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u/1/state", domid);
+	e2e_sh("XENSTORED_PATH=%s xenstore-write %s 5", w->a.xs_sock, path);
+	snprintf(path, sizeof(path), "/local/domain/%u/device/vif/1/state", domid);
+	CHECK(mts_wait_value(&w->a, path, "6", 5000) == 0, "vifs: the frontend closes on backend Closing");
+	e2e_sh("XENSTORED_PATH=%s xenstore-rm /local/domain/%u/device/vif/1 /local/domain/0/backend/vif/%u/1",
+	       w->a.xs_sock, domid, domid);
+	for (int i = 0; i < 200 && e2e_sh("ip -n %s link show eth1", ns) == 0; i++)
+		usleep(10000);
+	CHECK(e2e_sh("ip -n %s link show eth1", ns) != 0, "vifs: eth1 is gone with its directory");
+	CHECK(e2e_wait_control(g, "state", "state=Connected backend", 2, 1000) &&
+	      !e2e_wait_control(g, "state", "device/vif/1 ", 1, 0), "vifs: the others stay connected");
+	CHECK(mts_guest_stop(g) == 0, "vifs: stops cleanly");
+out:
+	for (unsigned i = 0; i < 3; i++)
+		tb_stop(b[i]);
+	mts_domain_destroy(&w->a, domid);
+}
+
 int main(void)
 {
 	static struct world w;
@@ -228,5 +288,6 @@ int main(void)
 	e2e_atexit_host(&w.b);
 	run(&w, true);
 	run(&w, false);
+	multi_vif(&w);
 	return e2e_done();
 }
