@@ -10,6 +10,7 @@
 #ifndef PVNET_COMMON_XEN_H
 #define PVNET_COMMON_XEN_H
 
+#include <errno.h>  /* before xs_wire.h, which then defines xsd_errors[] */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -47,6 +47,8 @@ int cli_lock(struct cli *c)
 	char path[512];
 	int fd, r;
 
+	if (c->lockfd >= 0)  /* already ours (verbs called from verbs) */
+		return 0;
 	if ((r = pv_mkdir_p(c->root, 0755)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/lock", c->root);

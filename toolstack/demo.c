@@ -233,10 +233,10 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 	if (client_create(c, d.cl, d.sw, cip, 1, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_cl = true;
-	if (host_create(c, d.ha, d.sw, 0, err, sizeof(err)) < 0)
+	if (host_create(c, d.ha, d.sw, queues, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_a = true;
-	if (host_create(c, d.hb, d.sw, 0, err, sizeof(err)) < 0)
+	if (host_create(c, d.hb, d.sw, queues, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_b = true;
 	if (interrupted)
@@ -261,7 +261,6 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 			args[n++] = (char *)compat;
 		}
 		args[n] = NULL;
-		cli_unlock(c);
 		d.have_guest = true;
 		if (verb_find("create")->run(c, n, args) != 0) {
 			snprintf(err, sizeof(err), "the guest did not boot");
@@ -307,12 +306,10 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 	for (done = 0; done < migrations && !interrupted; done++) {
 		struct migrate_opts o = { .probe = true };
 		const char *to = (done % 2 == 0) ? d.hb : d.ha;
-		if (cli_lock(c) < 0 || migrate_run(c, d.guest, to, &o, &reps[done], err, sizeof(err)) < 0) {
-			cli_unlock(c);
+		if (migrate_run(c, d.guest, to, &o, &reps[done], err, sizeof(err)) < 0) {
 			printf("  migration %u failed: %s\n", done + 1, err);
 			goto fail;
 		}
-		cli_unlock(c);
 		struct migrate_report *r = &reps[done];
 		printf("  #%u %s -> %s: total %.1f ms, downtime %.1f ms, blackout %.2f ms, lost %lu/%lu, GARP %s, TCP %u/%u\n",
 		       done + 1, r->src, r->dst, (double)(r->t_done - r->t_request) / 1e6,

@@ -375,12 +375,15 @@ void migrate_print(const struct cli *c, const struct migrate_report *r)
 		if (r->have_probe)
 			printf(",\"lost_to_guest\":%lu,\"sent_to_guest\":%lu,\"lost_from_guest\":%lu,"
 			       "\"sent_from_guest\":%lu,\"gap_to_guest_ms\":%.3f,\"gap_from_guest_ms\":%.3f,"
-			       "\"garp_seen\":%s,\"garp_before_first_reply\":%s,\"na_seen\":%s",
+			       "\"garp_seen\":%s,\"garp_before_first_reply\":%s,\"na_seen\":%s,"
+			       "\"garp_after_resume_ms\":%.3f,\"first_reply_after_resume_ms\":%.3f",
 			       (unsigned long)(r->to_guest.sent - r->to_guest.received), (unsigned long)r->to_guest.sent,
 			       (unsigned long)(r->from_guest.sent - r->from_guest.received),
 			       (unsigned long)r->from_guest.sent, ms(r->to_guest.max_gap_ns), ms(r->from_guest.max_gap_ns),
 			       r->dest.garp_ns ? "true" : "false", garp_first ? "true" : "false",
-			       r->dest.na_ns ? "true" : "false");
+			       r->dest.na_ns ? "true" : "false",
+			       r->dest.garp_ns ? ms(r->dest.garp_ns - r->t_resumed) : -1.0,
+			       r->dest.first_reply_ns ? ms(r->dest.first_reply_ns - r->t_resumed) : -1.0);
 		printf(",\"tcp_before\":%u,\"tcp_alive\":%u}\n", r->tcp_before, r->tcp_after);
 		return;
 	}
