@@ -8,7 +8,9 @@
 #
 # For each variant and queue count: iperf3 TCP guest->host and host->guest
 # (-P queues streams), and 64-byte UDP datagrams per second received in each
-# direction. nb-front stands in for pvnet's netfront (see nbfront.c).
+# direction. Two netback variants: "netfront" is pvnet's own netfront
+# (pvnet-guest, set up by the toolstack: pvnet host-create / create), "nb-front"
+# the benchmark's pipelined stand-in frontend (nbfront.c).
 # Relay and netback runs alternate PVNET_BENCH_REPEAT times (default 2) and the
 # best of each figure is kept: the machine is shared, interference only lowers.
 # Environment: PVNET_BENCH_SECONDS (default 4), PVNET_BENCH_QUEUES ("1 2 4"),
@@ -29,6 +31,12 @@ for p in nb-relay nb-front pvnet-netback pvnet-xenstored pvnet-hypervisor; do
 done
 RELAY=$PVNET_BUILD/netback/bench/nb-relay
 FRONT=$PVNET_BUILD/netback/bench/nb-front
+PVNET=$PVNET_BUILD/pvnet
+[ -x "$PVNET" ] && [ -x "$PVNET_BUILD/pvnet-guest" ] || PVNET=""
+TSROOT=$PV_TMP/root
+TS_H="nbh$(printf '%x' $$)"
+TS_G="nbg$(printf '%x' $$)"
+[ -n "$PVNET" ] && pv_on_exit "$PVNET --root $TSROOT --quiet destroy $TS_G; $PVNET --root $TSROOT --quiet host-destroy $TS_H --force"
 
 # A JSON field of iperf3's output: tcp -> Gbit/s received, udp -> kpps
 # received, bytes -> bytes received.
@@ -190,12 +198,34 @@ run_netback() { # queues
 	stop_bg $fp
 }
 
+# pvnet's netfront: a toolstack host and guest (their own namespaces).
+run_netfront() { # queues
+	local p="$PVNET --root $TSROOT --quiet"
+	OUT="- - - - - -"
+	[ -n "$PVNET" ] || return 0
+	drop_ns
+	H=""
+	G=""
+	if $p host-create "$TS_H" --max-queues 4 >/dev/null 2>&1 &&
+	   $p create "$TS_G" --host "$TS_H" --vif ip=10.77.0.2/24 --queues "$1" >/dev/null 2>&1; then
+		ip -n "pvnet-h-$TS_H" addr add 10.77.0.1/24 dev xenbr0
+		ip -n "pvnet-h-$TS_H" link set xenbr0 up
+		ip netns exec "pvnet-g-$TS_G" ping -c 1 -W 2 10.77.0.1 >/dev/null 2>&1
+		OUT=$(measure "pvnet-h-$TS_H" "pvnet-g-$TS_G" "$1" $(pgrep -f -- "$TSROOT/"))
+	fi
+	$p destroy "$TS_G" >/dev/null 2>&1
+	$p host-destroy "$TS_H" --force >/dev/null 2>&1
+}
+
 for q in $QUEUES; do
 	R[relay$q]="- - - - - -"
 	R[netback$q]="- - - - - -"
+	R[netfront$q]="- - - - - -"
 	for _ in $(seq "$REPEAT"); do
 		run_relay "$q"
 		R[relay$q]=$(best "${R[relay$q]}" "$OUT")
+		run_netfront "$q"
+		R[netfront$q]=$(best "${R[netfront$q]}" "$OUT")
 		run_netback "$q"
 		R[netback$q]=$(best "${R[netback$q]}" "$OUT")
 	done
@@ -208,16 +238,19 @@ row() { printf '%-9s %6s  %13s %13s  %15s %15s  %13s %13s\n' "$1" "$2" $3; }
 row veth - "${R[veth]}"
 for q in $QUEUES; do
 	row relay "$q" "${R[relay$q]}"
-	row netback "$q" "${R[netback$q]}"
+	row netfront "$q" "${R[netfront$q]}"
+	row nb-front "$q" "${R[netback$q]}"
 done
 echo
-echo "CPU ms/GB: CPU time of the forwarding processes (nb-relay; nb-front + pvnet-netback +"
+echo "netfront: pvnet-guest's netfront + pvnet-netback; nb-front: the benchmark's stand-in frontend."
+echo "CPU ms/GB: CPU time of the forwarding processes (nb-relay; the frontend + pvnet-netback +"
 echo "pvnet-hypervisor + pvnet-xenstored) per GB received, the kernel's work in their syscalls included."
 echo "netback / relay (targets: TCP >= 80%, UDP64 >= 60%):"
 for q in $QUEUES; do
-	$PY - "$q" "${R[netback$q]}" "${R[relay$q]}" <<'EOF'
+	for v in netfront netback; do
+		$PY - "$q" "${R[$v$q]}" "${R[relay$q]}" "$v" <<'EOF'
 import sys
-q = sys.argv[1]
+q, v = sys.argv[1], ("nb-front" if sys.argv[4] == "netback" else sys.argv[4])
 nb, rl = sys.argv[2].split(), sys.argv[3].split()
 names = ["TCP g->h", "TCP h->g", "UDP64 g->h", "UDP64 h->g", "CPU/GB g->h", "CPU/GB h->g"]
 out = []
@@ -226,7 +259,8 @@ for n, a, b in zip(names, nb, rl):
         out.append("%s %.0f%%" % (n, 100 * float(a) / float(b)))
     except (ValueError, ZeroDivisionError):
         out.append("%s -" % n)
-print("  %s queue(s): %s" % (q, ", ".join(out)))
+print("  %-8s %s queue(s): %s" % (v, q, ", ".join(out)))
 EOF
+	done
 done
 exit 0
