@@ -463,7 +463,7 @@ static void queue_free(struct nb_queue *q)
 	free(q);
 }
 
-int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen)
+int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen)
 {
 	const unsigned ring = PV_NET_TX_RING_SIZE > PV_NET_RX_RING_SIZE ? PV_NET_TX_RING_SIZE
 									: PV_NET_RX_RING_SIZE;
@@ -511,23 +511,31 @@ int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 		return -r;
 	}
 	q->thread_started = true;
+	*out = q;
+	return 0;
+}
+
+int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen)
+{
+	int r;
+
 	pthread_mutex_lock(&q->init_lock);
 	while (!q->init_done)
 		pthread_cond_wait(&q->init_cond, &q->init_lock);
 	pthread_mutex_unlock(&q->init_lock);
-	if (q->init_err < 0) {
-		r = q->init_err;
-		pthread_join(q->thread, NULL);
-		/* Linux's message for a failed xenvif_connect_data. */
-		snprintf(err, errlen, "mapping shared-frames %u/%u port tx %u rx %u",
-			 cfg->tx_ring_ref, cfg->rx_ring_ref, cfg->tx_evtchn, cfg->rx_evtchn);
-		pv_warn("%s: %s: %s", q->name, err, strerror(-r));
-		queue_free(q);
-		return r;
-	}
-	*out = q;
-	return 0;
+	if (q->init_err >= 0)
+		return 0;
+	r = q->init_err;
+	pthread_join(q->thread, NULL);
+	q->thread_started = false;
+	/* Linux's message for a failed xenvif_connect_data. */
+	snprintf(err, errlen, "mapping shared-frames %u/%u port tx %u rx %u", q->cfg.tx_ring_ref,
+		 q->cfg.rx_ring_ref, q->cfg.tx_evtchn, q->cfg.rx_evtchn);
+	pv_warn("%s: %s: %s", q->name, err, strerror(-r));
+	queue_free(q);
+	return r;
 }
+
 
 void nb_queue_stop(struct nb_queue *q, struct nb_qstats *final)
 {

@@ -1,12 +1,13 @@
 /*
  * netback/queue.h — one netif queue of a vif: its thread and data path.
  *
- * What: nb_queue_start() spawns the queue's thread, which opens its own grant
+ * What: nb_queue_spawn() starts the queue's thread, which opens its own grant
  * table and event channel handles on the hypervisor, maps the frontend's tx
  * and rx rings (read-write), checks them (req_prod - rsp_prod <= RING_SIZE,
- * as BACK_RING_ATTACH users do), binds the event channel(s), and reports back;
- * the call returns only then, with Linux's "mapping shared-frames ..." message
- * on failure. The thread then moves frames: guest tx requests are mapped in
+ * as BACK_RING_ATTACH users do), binds the event channel(s), and reports back:
+ * nb_queue_ready() waits for that (so a vif's queues set up in parallel) and,
+ * on failure, frees the queue and gives Linux's "mapping shared-frames ..."
+ * message. The thread then moves frames: guest tx requests are mapped in
  * one batch and written to the queue's TAP fd straight from the mapped pages
  * (writev); frames read from the TAP land straight in the mapped rx buffers
  * (readv). Responses are pushed only after the grants are unmapped.
@@ -78,7 +79,8 @@ struct nb_queue_cfg {
 
 struct nb_queue;
 
-int nb_queue_start(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen);
+int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen);
+int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen);
 /* Stops and frees the queue; its final counters are copied to *final if
  * not NULL. */
 void nb_queue_stop(struct nb_queue *q, struct nb_qstats *final);

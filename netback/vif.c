@@ -194,21 +194,35 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 		pv_warn("%s: setting MTU %u: %s", vif->name, caps->mtu, strerror(-r));
 
 	vif->connected_ns = pv_now_ns();
-	for (unsigned i = 0; i < nqueues; i++) {
+	/* All queues set up in parallel (each thread maps and binds its own),
+	 * then waited for: a reconnect after a migration costs one set-up. */
+	r = 0;
+	for (unsigned i = 0; i < nqueues && r == 0; i++) {
 		cfgs[i].vif = vif;
 		cfgs[i].id = i;
 		cfgs[i].tap_fd = vif->tap.fds[i];
 		cfgs[i].caps = *caps;
-		r = nb_queue_start(&cfgs[i], &vif->queues[i], err, errlen);
-		if (r < 0) {
-			vif->nqueues = i;
-			vif->connected = true;
-			nb_vif_disconnect(vif);
-			return r;
+		r = nb_queue_spawn(&cfgs[i], &vif->queues[i], err, errlen);
+		if (r == 0)
+			vif->nqueues = i + 1;
+	}
+	for (unsigned i = 0; i < vif->nqueues; i++) {
+		char qerr[160];
+		int qr = nb_queue_ready(vif->queues[i], qerr, sizeof(qerr));
+
+		if (qr < 0) {
+			vif->queues[i] = NULL;  /* freed by nb_queue_ready */
+			if (r == 0) {
+				r = qr;
+				pv_strlcpy(err, qerr, errlen);
+			}
 		}
-		vif->nqueues = i + 1;
 	}
 	vif->connected = true;
+	if (r < 0) {
+		nb_vif_disconnect(vif);
+		return r;
+	}
 	pthread_mutex_lock(&vif->lock);
 	set_carrier(vif);
 	pthread_mutex_unlock(&vif->lock);
@@ -224,7 +238,8 @@ void nb_vif_disconnect(struct nb_vif *vif)
 	set_carrier(vif);
 	pthread_mutex_unlock(&vif->lock);
 	for (unsigned i = 0; i < vif->nqueues; i++) {
-		nb_queue_stop(vif->queues[i], &vif->last[i]);
+		if (vif->queues[i])
+			nb_queue_stop(vif->queues[i], &vif->last[i]);
 		vif->queues[i] = NULL;
 	}
 	vif->last_nqueues = vif->nqueues;
