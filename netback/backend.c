@@ -27,6 +27,7 @@
 #include "hypervisor/hv.h"
 #include "netback/keys.h"
 #include "netback/xenbus.h"
+#include "xsclient/xsc.h"
 
 #define NB_XS_VALUE_MAX 1024u  /* longest value we accept from xenstore */
 
@@ -53,7 +54,8 @@ struct nb_dev {
 struct nb_daemon {
 	struct nb_backend_opts o;
 	struct pv_loop *loop;
-	struct xs_handle *xs;
+	struct xs_handle *xs;    /* watches, probe, the rest */
+	struct xsc *xsc;         /* pipelined batches: connect's reads, state switches */
 	struct pv_hv *hv;
 	char home[64];       /* /local/domain/0 */
 	char root[96];       /* <home>/backend/vif */
@@ -138,41 +140,27 @@ static void unwatch(struct nb_daemon *d, const char *dir, const char *key, const
  * directory (the state node must exist), as __xenbus_switch_state. */
 static void xenbus_switch_state(struct nb_dev *dev, enum xenbus_state state)
 {
-	struct nb_daemon *d = dev->d;
 	char path[160], val[8];
+	struct xsc_op ops[2];
+	int r;
 
 	if (state == dev->xs_state)
 		return;
 	snprintf(path, sizeof(path), "%s/state", dev->be);
 	snprintf(val, sizeof(val), "%d", state);
-	for (int tries = 0; tries < 100; tries++) {
-		xs_transaction_t t = xs_transaction_start(d->xs);
-		unsigned len;
-		char *cur;
-		bool ok;
-
-		if (t == XBT_NULL) {
-			pv_warn("%s: starting transaction: %s", dev->be, strerror(errno));
-			return;
-		}
-		cur = xs_read(d->xs, t, path, &len);
-		if (!cur) {
-			xs_transaction_end(d->xs, t, true);
-			return;
-		}
-		free(cur);
-		ok = xs_write(d->xs, t, path, val, (unsigned)strlen(val));
-		if (xs_transaction_end(d->xs, t, !ok)) {
-			if (ok) {
-				dev->xs_state = state;
-				pv_info("%s: state %s", dev->be, nb_xb_state_name(state));
-			}
-			return;
-		}
-		if (errno != EAGAIN)
-			break;
+	/* READ then WRITE in one transaction: a missing node fails the READ,
+	 * which aborts the transaction, so nothing is resurrected. */
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (struct xsc_op){ .type = XS_READ, .path = path };
+	ops[1] = (struct xsc_op){ .type = XS_WRITE, .path = path, .value = val, .len = (unsigned)strlen(val) };
+	r = xsc_transaction(dev->d->xsc, ops, 2, 100);
+	xsc_ops_free(ops, 2);
+	if (r == 0) {
+		dev->xs_state = state;
+		pv_info("%s: state %s", dev->be, nb_xb_state_name(state));
+	} else if (r != -ENOENT) {
+		pv_warn("%s: writing state %d: %s", dev->be, state, strerror(-r));
 	}
-	pv_warn("%s: writing state %d: %s", dev->be, state, strerror(errno));
 }
 
 /* xenbus_dev_error: "<-err> <message>" into error/<nodename>/error. */
@@ -218,10 +206,9 @@ static void hotplug_status_changed(struct nb_dev *dev)
 	free(v);
 }
 
-static void read_rate(struct nb_dev *dev, uint64_t *bytes, uint64_t *usec)
+/* `rate` (absent: unlimited), as xen_net_read_rate. */
+static void parse_rate(struct nb_dev *dev, const char *v, uint64_t *bytes, uint64_t *usec)
 {
-	char *v = xs_get(dev->d, dev->be, "rate");
-
 	*bytes = UINT64_MAX;
 	*usec = 0;
 	if (v && nb_parse_rate(v, bytes, usec) < 0) {
@@ -229,66 +216,118 @@ static void read_rate(struct nb_dev *dev, uint64_t *bytes, uint64_t *usec)
 		*bytes = UINT64_MAX;
 		*usec = 0;
 	}
+}
+
+static void read_rate(struct nb_dev *dev, uint64_t *bytes, uint64_t *usec)
+{
+	char *v = xs_get(dev->d, dev->be, "rate");
+
+	parse_rate(dev, v, bytes, usec);
 	free(v);
 }
 
-static void read_vif_flags(struct nb_dev *dev, struct nb_fe_flags *f)
-{
-	struct nb_daemon *d = dev->d;
+/* ---- connect's reads: two pipelined batches ------------------------------ */
 
+#define NB_BATCH_MAX (16 + 5 * NB_MAX_QUEUES_LIMIT)
+
+struct batch {
+	unsigned n;
+	struct xsc_op op[NB_BATCH_MAX];
+	char path[NB_BATCH_MAX][NB_XS_VALUE_MAX + 64];
+};
+
+static unsigned batch_add(struct batch *b, const char *dir, const char *key)
+{
+	unsigned i = b->n++;
+
+	snprintf(b->path[i], sizeof(b->path[i]), "%s/%s", dir, key);
+	b->op[i] = (struct xsc_op){ .type = XS_READ, .path = b->path[i] };
+	return i;
+}
+
+/* The value read at index i (NULL if absent or too long). */
+static const char *batch_val(const struct batch *b, unsigned i)
+{
+	if (b->op[i].err || !b->op[i].result || b->op[i].rlen > NB_XS_VALUE_MAX)
+		return NULL;
+	return b->op[i].result;
+}
+
+static int batch_run(struct nb_daemon *d, struct batch *b)
+{
+	return xsc_batch(d->xsc, 0, b->op, b->n);
+}
+
+static void batch_reset(struct batch *b)
+{
+	xsc_ops_free(b->op, b->n);
+	b->n = 0;
+}
+
+static const char *const fe_flag_keys[] = {
+	"request-rx-copy", "feature-rx-notify", "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
+	"feature-no-csum-offload", "feature-ipv6-csum-offload", "request-multicast-control",
+};
+
+/* read_xenbus_vif_flags, from batch values v[] in fe_flag_keys' order. */
+static void vif_flags(struct nb_dev *dev, const char *const *v, struct nb_fe_flags *f)
+{
 	memset(f, 0, sizeof(*f));
-	f->rx_copy = read_unsigned(d, dev->fe, "request-rx-copy", 0) != 0;
+	f->rx_copy = nb_read_unsigned(v[0], 0) != 0;
 	/* Linux ignores this error (connect goes on); so do we, loudly. */
 	if (!f->rx_copy)
 		pv_warn("%s: frontend does not request rx-copy (the only receive mode)", dev->be);
-	f->rx_notify = read_unsigned(d, dev->fe, "feature-rx-notify", 0) != 0;
-	f->sg = read_unsigned(d, dev->fe, "feature-sg", 0) != 0;
-	f->gso_tcpv4 = read_unsigned(d, dev->fe, "feature-gso-tcpv4", 0) != 0;
-	f->gso_tcpv6 = read_unsigned(d, dev->fe, "feature-gso-tcpv6", 0) != 0;
-	f->no_csum_offload = read_unsigned(d, dev->fe, "feature-no-csum-offload", 0) != 0;
-	f->ipv6_csum = read_unsigned(d, dev->fe, "feature-ipv6-csum-offload", 0) != 0;
-	f->mcast_control = read_unsigned(d, dev->fe, "request-multicast-control", 0) != 0;
+	f->rx_notify = nb_read_unsigned(v[1], 0) != 0;
+	f->sg = nb_read_unsigned(v[2], 0) != 0;
+	f->gso_tcpv4 = nb_read_unsigned(v[3], 0) != 0;
+	f->gso_tcpv6 = nb_read_unsigned(v[4], 0) != 0;
+	f->no_csum_offload = nb_read_unsigned(v[5], 0) != 0;
+	f->ipv6_csum = nb_read_unsigned(v[6], 0) != 0;
+	f->mcast_control = nb_read_unsigned(v[7], 0) != 0;
 }
 
 /* A ring ref or port: absent -ENOENT, not a number -ERANGE (xenbus_scanf). */
-static int read_u32(struct nb_daemon *d, const char *dir, const char *key, uint32_t *out)
+static int parse_u32(const char *v, uint32_t *out)
 {
-	char *v = xs_get(d, dir, key);
 	uint64_t x;
-	int r;
 
 	if (!v)
 		return -ENOENT;
-	r = nb_parse_strict(v, UINT32_MAX, &x);
-	free(v);
-	if (r < 0)
+	if (nb_parse_strict(v, UINT32_MAX, &x) < 0)
 		return -ERANGE;
 	*out = (uint32_t)x;
 	return 0;
 }
 
-static int connect_data_rings(struct nb_dev *dev, unsigned q, unsigned nqueues, struct nb_queue_cfg *cfg)
+/* The ring keys of queue q: one queue uses the flat keys, several queue-N/. */
+static void queue_dir(const struct nb_dev *dev, unsigned q, unsigned nqueues, char *dir, size_t len)
 {
-	struct nb_daemon *d = dev->d;
+	if (nqueues == 1)
+		pv_strlcpy(dir, dev->fe, len);
+	else
+		snprintf(dir, len, "%s/queue-%u", dev->fe, q);
+}
+
+/* connect_data_rings: from the 5 values at b[k..k+5) (tx-ring-ref,
+ * rx-ring-ref, event-channel-tx, event-channel-rx, event-channel). */
+static int connect_data_rings(struct nb_dev *dev, unsigned q, unsigned nqueues, const struct batch *b,
+			      unsigned k, struct nb_queue_cfg *cfg)
+{
 	char dir[NB_XS_VALUE_MAX + 32];
 	uint32_t tx, rx;
 	int r;
 
-	/* One queue: the flat keys; several: queue-N/. */
-	if (nqueues == 1)
-		pv_strlcpy(dir, dev->fe, sizeof(dir));
-	else
-		snprintf(dir, sizeof(dir), "%s/queue-%u", dev->fe, q);
-	if ((r = read_u32(d, dir, "tx-ring-ref", &cfg->tx_ring_ref)) < 0 ||
-	    (r = read_u32(d, dir, "rx-ring-ref", &cfg->rx_ring_ref)) < 0) {
+	queue_dir(dev, q, nqueues, dir, sizeof(dir));
+	if ((r = parse_u32(batch_val(b, k), &cfg->tx_ring_ref)) < 0 ||
+	    (r = parse_u32(batch_val(b, k + 1), &cfg->rx_ring_ref)) < 0) {
 		dev_error(dev, r, "reading %s/ring-ref", dir);
 		return r;
 	}
 	/* Split event channels first, then one shared channel. */
-	if (read_u32(d, dir, "event-channel-tx", &tx) == 0 && read_u32(d, dir, "event-channel-rx", &rx) == 0) {
+	if (parse_u32(batch_val(b, k + 2), &tx) == 0 && parse_u32(batch_val(b, k + 3), &rx) == 0) {
 		cfg->tx_evtchn = tx;
 		cfg->rx_evtchn = rx;
-	} else if ((r = read_u32(d, dir, "event-channel", &tx)) == 0) {
+	} else if ((r = parse_u32(batch_val(b, k + 4), &tx)) == 0) {
 		cfg->tx_evtchn = cfg->rx_evtchn = tx;
 	} else {
 		dev_error(dev, r, "reading %s/event-channel(-tx/rx)", dir);
@@ -322,33 +361,67 @@ static int backend_connect(struct nb_dev *dev)
 	struct nb_fe_flags flags;
 	struct nb_vif_caps caps;
 	uint64_t credit_bytes, credit_usec;
-	unsigned requested;
+	const char *fv[PV_ARRAY_SIZE(fe_flag_keys)];
+	unsigned requested, i_nq, i_mac, i_rate, i_hp, i_flags;
+	struct batch *b = calloc(1, sizeof(*b));
+	bool hotplug_done;
 	uint8_t mac[6];
-	char msg[192], *v;
+	char msg[192];
 	int r;
 
-	requested = read_unsigned(d, dev->fe, "multi-queue-num-queues", 1);
+	if (!b) {
+		dev_error(dev, -ENOMEM, "allocating");
+		return -ENOMEM;
+	}
+	/* Everything connect() reads but the ring keys, in one round trip
+	 * (the migration blackout counts every round trip). */
+	i_nq = batch_add(b, dev->fe, "multi-queue-num-queues");
+	i_mac = batch_add(b, dev->be, "mac");
+	i_rate = batch_add(b, dev->be, "rate");
+	i_hp = batch_add(b, dev->be, "hotplug-status");
+	i_flags = b->n;
+	for (size_t k = 0; k < PV_ARRAY_SIZE(fe_flag_keys); k++)
+		batch_add(b, dev->fe, fe_flag_keys[k]);
+	if ((r = batch_run(d, b)) < 0) {
+		dev_error(dev, r, "reading %s", dev->fe);
+		goto out;
+	}
+	requested = nb_read_unsigned(batch_val(b, i_nq), 1);
 	if (nb_check_num_queues(requested, d->o.max_queues, msg, sizeof(msg)) < 0) {
-		dev_error(dev, -EINVAL, "%s", msg);
-		return -EINVAL;
+		dev_error(dev, r = -EINVAL, "%s", msg);
+		goto out;
 	}
-	v = xs_get(d, dev->be, "mac");
-	r = v ? nb_parse_mac(v, mac) : -errno;
-	free(v);
-	if (r < 0) {
-		dev_error(dev, v ? -ENOENT : r, "parsing %s/mac", dev->be);
-		return r;
+	if (!batch_val(b, i_mac) || nb_parse_mac(batch_val(b, i_mac), mac) < 0) {
+		dev_error(dev, r = -ENOENT, "parsing %s/mac", dev->be);
+		goto out;
 	}
-	read_rate(dev, &credit_bytes, &credit_usec);
-	unregister_watchers(dev);
-	register_watchers(dev);
-	read_vif_flags(dev, &flags);
+	parse_rate(dev, batch_val(b, i_rate), &credit_bytes, &credit_usec);
+	hotplug_done = batch_val(b, i_hp) && strcmp(batch_val(b, i_hp), "connected") == 0;
+	for (size_t k = 0; k < PV_ARRAY_SIZE(fe_flag_keys); k++)
+		fv[k] = batch_val(b, i_flags + (unsigned)k);
+	vif_flags(dev, fv, &flags);
 	nb_vif_caps(&flags, dev->mtu, &caps);
 	if (flags.rx_notify) {
 		caps.drain_ms = d->o.drain_ms;
 		caps.stall_ms = d->o.stall_ms;
 	}
 
+	/* The ring keys of every queue: the second round trip. */
+	batch_reset(b);
+	for (unsigned q = 0; q < requested; q++) {
+		char dir[NB_XS_VALUE_MAX + 32];
+
+		queue_dir(dev, q, requested, dir, sizeof(dir));
+		batch_add(b, dir, "tx-ring-ref");
+		batch_add(b, dir, "rx-ring-ref");
+		batch_add(b, dir, "event-channel-tx");
+		batch_add(b, dir, "event-channel-rx");
+		batch_add(b, dir, "event-channel");
+	}
+	if ((r = batch_run(d, b)) < 0) {
+		dev_error(dev, r, "reading %s", dev->fe);
+		goto out;
+	}
 	memset(cfgs, 0, sizeof(cfgs));
 	for (unsigned q = 0; q < requested; q++) {
 		cfgs[q].domid = dev->fe_domid;
@@ -357,14 +430,16 @@ static int backend_connect(struct nb_dev *dev)
 		cfgs[q].own = d->own.pa ? &d->own : NULL;
 		cfgs[q].credit_bytes = credit_bytes;
 		cfgs[q].credit_usec = credit_usec;
-		if ((r = connect_data_rings(dev, q, requested, &cfgs[q])) < 0)
-			goto fail;
+		if ((r = connect_data_rings(dev, q, requested, b, 5 * q, &cfgs[q])) < 0)
+			goto out;
 	}
 	r = nb_vif_connect(dev->vif, requested, cfgs, &caps, msg, sizeof(msg));
 	if (r < 0) {
 		dev_error(dev, r, "%s", msg);
-		goto fail;
+		goto out;
 	}
+	unregister_watchers(dev);
+	register_watchers(dev);
 	nb_vif_set_mcast_control(dev->vif, flags.mcast_control);
 	pv_info("%s: connected %s: %u queue(s), %s event channels, sg %d gso %d/%d csum %d/%d rx-notify %d%s",
 		dev->be, nb_vif_name(dev->vif), requested,
@@ -372,18 +447,19 @@ static int backend_connect(struct nb_dev *dev)
 		caps.rx.gso_tcpv4, caps.rx.gso_tcpv6, caps.rx.csum_v4, caps.rx.csum_v6, flags.rx_notify,
 		credit_usec ? " rate-limited" : "");
 
-	/* Wait for hotplug-status = connected before writing Connected; the
-	 * watch fires once on registration, so a value already there counts. */
+	/* Connected is written only once hotplug-status reads "connected":
+	 * already so (read above), or when the watch sees it (Linux arms the
+	 * watch, whose first firing finds the value already there). */
 	unwatch(d, dev->be, "hotplug-status", dev->tok_hp, &dev->hotplug_watch);
-	{
+	if (!hotplug_done) {
 		char path[200];
 
 		snprintf(path, sizeof(path), "%s/hotplug-status", dev->be);
 		dev->hotplug_watch = watch(d, path, dev->tok_hp);
 	}
-	return 0;
-fail:
-	unregister_watchers(dev);
+out:
+	batch_reset(b);
+	free(b);
 	return r;
 }
 
@@ -884,6 +960,11 @@ struct nb_daemon *nb_backend_new(struct pv_loop *loop, const struct nb_backend_o
 		snprintf(err, errlen, "connecting to xenstored: %s", strerror(errno));
 		goto fail;
 	}
+	d->xsc = xsc_open(o->xs_path ? o->xs_path : getenv("XENSTORED_PATH"));
+	if (!d->xsc) {
+		snprintf(err, errlen, "connecting to xenstored (batches): %s", strerror(errno));
+		goto fail;
+	}
 	d->hv = pv_hv_open(d->hv_path);
 	if (!d->hv) {
 		snprintf(err, errlen, "connecting to the hypervisor at %s: %s", d->hv_path, strerror(errno));
@@ -932,6 +1013,8 @@ void nb_backend_free(struct nb_daemon *d)
 		(void)pv_loop_del_fd(d->loop, xs_fileno(d->xs));
 		xs_close(d->xs);
 	}
+	if (d->xsc)
+		xsc_close(d->xsc);
 	if (d->hv) {
 		(void)pv_loop_del_fd(d->loop, pv_hv_fd(d->hv));
 		pv_hv_close(d->hv);
