@@ -119,8 +119,8 @@ static void dir_json(struct sbuf *b, const char *name, const struct dir_sum *s)
 }
 
 struct misc_sum {
-	unsigned long long gso_csum_fixups, sw_csum, spurious_events, map_batches, copy_batches, rx_stalls,
-			   credit_waits;
+	unsigned long long gso_csum_fixups, sw_csum, spurious_events, map_batches, copy_batches, unmap_batches,
+			   rx_stalls, credit_waits;
 };
 
 static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
@@ -130,6 +130,7 @@ static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
 	m->spurious_events += LD(q->spurious_events);
 	m->map_batches += LD(q->map_batches);
 	m->copy_batches += LD(q->copy_batches);
+	m->unmap_batches += LD(q->unmap_batches);
 	m->rx_stalls += LD(q->rx_stalls);
 	m->credit_waits += LD(q->credit_waits);
 }
@@ -137,9 +138,9 @@ static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
 static void misc_json(struct sbuf *b, const struct misc_sum *m)
 {
 	sb_printf(b, "\"gso_csum_fixups\":%llu,\"sw_csum\":%llu,\"spurious_events\":%llu,"
-		  "\"map_batches\":%llu,\"copy_batches\":%llu,\"rx_stalls\":%llu,\"credit_waits\":%llu",
-		  m->gso_csum_fixups, m->sw_csum, m->spurious_events, m->map_batches, m->copy_batches,
-		  m->rx_stalls, m->credit_waits);
+		  "\"map_batches\":%llu,\"copy_batches\":%llu,\"unmap_batches\":%llu,\"rx_stalls\":%llu,"
+		  "\"credit_waits\":%llu", m->gso_csum_fixups, m->sw_csum, m->spurious_events, m->map_batches,
+		  m->copy_batches, m->unmap_batches, m->rx_stalls, m->credit_waits);
 }
 
 struct sums {

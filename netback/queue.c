@@ -366,6 +366,7 @@ void nb_q_flush(struct nb_queue *q)
 	if (q->nunmap) {
 		int r = pv_gnttab_unmap_batch(q->gt, q->nunmap, q->unmap, q->unmap_status);
 
+		nb_stat_add(&q->st.unmap_batches, 1);
 		if (r < 0)
 			pv_log_rl(&q->rl, PV_LOG_WARN, "%s: grant unmap batch failed: %s", q->name, strerror(-r));
 		q->nunmap = 0;

@@ -51,6 +51,7 @@ struct nb_qstats {
 	_Atomic uint64_t spurious_events;   /* events without work (storm accounting) */
 	_Atomic uint64_t map_batches;       /* grant map round trips */
 	_Atomic uint64_t copy_batches;      /* grant copy round trips (small tx packets) */
+	_Atomic uint64_t unmap_batches;     /* grant unmap round trips (both directions) */
 	_Atomic uint64_t rx_stalls;         /* "Guest Rx stalled" episodes */
 	_Atomic uint64_t credit_waits;      /* tx stopped for `rate` credit */
 };
