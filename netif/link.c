@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
@@ -168,11 +169,37 @@ int nif_link_delete(int ifindex)
 	return r;
 }
 
+/* IFLA_LINKINFO of a bridge port: IFLA_INFO_SLAVE_DATA holds IFLA_BRPORT_*. */
+static int parse_brport_attr(const struct nlattr *a, void *data)
+{
+	struct nif_link_info *info = data;
+
+	if (mnl_attr_get_type(a) == IFLA_BRPORT_STATE && mnl_attr_validate(a, MNL_TYPE_U8) >= 0)
+		info->brport_state = mnl_attr_get_u8(a);
+	return MNL_CB_OK;
+}
+
+static int parse_linkinfo_attr(const struct nlattr *a, void *data)
+{
+	struct nif_link_info *info = data;
+
+	if (mnl_attr_get_type(a) == IFLA_INFO_SLAVE_KIND && mnl_attr_validate(a, MNL_TYPE_STRING) >= 0 &&
+	    strcmp(mnl_attr_get_str(a), "bridge") == 0)
+		info->brport_state = info->brport_state < 0 ? BR_STATE_DISABLED : info->brport_state;
+	if (mnl_attr_get_type(a) == IFLA_INFO_SLAVE_DATA && mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0)
+		mnl_attr_parse_nested(a, parse_brport_attr, info);
+	return MNL_CB_OK;
+}
+
 static int parse_link_attr(const struct nlattr *a, void *data)
 {
 	struct nif_link_info *info = data;
 
 	switch (mnl_attr_get_type(a)) {
+	case IFLA_LINKINFO:
+		if (mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0)
+			mnl_attr_parse_nested(a, parse_linkinfo_attr, info);
+		break;
 	case IFLA_IFNAME:
 		if (mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
 			pv_strlcpy(info->name, mnl_attr_get_str(a), IFNAMSIZ);
@@ -223,6 +250,7 @@ int nif_link_get(int ifindex, struct nif_link_info *info)
 	int r;
 
 	memset(info, 0, sizeof(*info));
+	info->brport_state = -1;
 	nlh->nlmsg_type = RTM_GETLINK;
 	nlh->nlmsg_flags = NLM_F_REQUEST;
 	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));

@@ -36,6 +36,7 @@ struct nif_link_info {
 	int master;        /* 0 if none */
 	uint8_t operstate; /* IF_OPER_* */
 	bool carrier;
+	int brport_state;  /* BR_STATE_* (linux/if_bridge.h) if a bridge port, else -1 */
 };
 int nif_link_get(int ifindex, struct nif_link_info *info);
 

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <linux/if_bridge.h>
 #include <linux/virtio_net.h>
 
 #include "netif/link.h"
@@ -168,7 +169,22 @@ int main(void)
 	br = nif_link_index("pvbr0");
 	CHECK(br > 0 && nif_link_set_master(tap.ifindex, br) == 0, "enslave the TAP");
 	CHECK(nif_link_get(tap.ifindex, &info) == 0 && info.master == br, "the TAP's master is the bridge");
+	/* The bridge port's state follows the carrier (through linkwatch,
+	 * asynchronously): forwarding with it, disabled without. */
+	nif_link_set_up(br, true);
+	nif_link_set_up(tap.ifindex, true);
+	nif_tap_set_carrier(&tap, true);
+	for (int i = 0; i < 200 && nif_link_get(tap.ifindex, &info) == 0 &&
+			info.brport_state != BR_STATE_FORWARDING; i++)
+		usleep(5000);
+	CHECK(info.brport_state == BR_STATE_FORWARDING, "bridge port forwarding with carrier (%d)", info.brport_state);
+	nif_tap_set_carrier(&tap, false);
+	for (int i = 0; i < 200 && nif_link_get(tap.ifindex, &info) == 0 &&
+			info.brport_state != BR_STATE_DISABLED; i++)
+		usleep(5000);
+	CHECK(info.brport_state == BR_STATE_DISABLED, "bridge port disabled without carrier (%d)", info.brport_state);
 	CHECK(nif_link_set_master(tap.ifindex, 0) == 0, "release it");
+	CHECK(nif_link_get(tap.ifindex, &info) == 0 && info.brport_state == -1, "no longer a bridge port");
 	CHECK(nif_link_delete(br) == 0 && nif_link_index("pvbr0") == -ENODEV, "delete the bridge");
 	CHECK(nif_link_get(99999, &info) < 0, "unknown link is an error");
 
