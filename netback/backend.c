@@ -3,7 +3,7 @@
  * follow Linux's drivers/net/xen-netback/xenbus.c and drivers/xen/xenbus so
  * the two can be read side by side: probe, frontend_changed,
  * set_backend_state, backend_switch_state, connect, connect_data_rings,
- * read_vif_flags, hotplug_status_changed, dev_fatal, remove.
+ * vif_flags (read_xenbus_vif_flags), hotplug_status_changed, dev_fatal, remove.
  *
  * Where pvnet differs from Linux (docs/netback.md has the list): pvnet is its
  * own hotplug script (it creates the TAP, enslaves it and writes

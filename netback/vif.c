@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <linux/if_bridge.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -154,6 +155,23 @@ static void set_carrier(struct nb_vif *vif)
 		pv_warn("%s: setting carrier %s: %s", vif->name, on ? "on" : "off", strerror(-r));
 }
 
+/* The kernel applies a carrier change to the bridge port asynchronously
+ * (linkwatch). The frontend sends its gratuitous ARP as soon as it sees
+ * Connected, and a disabled bridge port would drop it: wait (at most 200 ms)
+ * for the port to forward before the caller writes Connected. */
+static void wait_forwarding(struct nb_vif *vif)
+{
+	struct nif_link_info li;
+
+	for (int i = 0; i < 2000; i++) {
+		if (nif_link_get(vif->tap.ifindex, &li) < 0 || li.brport_state < 0 ||
+		    li.brport_state == BR_STATE_FORWARDING)
+			return;
+		pv_sleep_ns(100000);
+	}
+	pv_warn("%s: bridge port not forwarding after 200 ms (state %d)", vif->name, li.brport_state);
+}
+
 int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cfgs,
 		   const struct nb_vif_caps *caps, char *err, size_t errlen)
 {
@@ -226,6 +244,7 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 	pthread_mutex_lock(&vif->lock);
 	set_carrier(vif);
 	pthread_mutex_unlock(&vif->lock);
+	wait_forwarding(vif);
 	return 0;
 }
 
