@@ -213,8 +213,30 @@ static void on_tap(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 
 static void on_stop(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 {
-	(void)fd; (void)events; (void)arg;
-	pv_loop_stop(loop);
+	struct nb_queue *q = arg;
+	uint64_t v;
+
+	(void)events;
+	(void)!read(fd, &v, sizeof(v));
+	if (atomic_load_explicit(&q->stop_flag, memory_order_acquire))
+		pv_loop_stop(loop);
+}
+
+/* Ready, not yet serving: wait for nb_queue_go (true) or a stop (false).
+ * Events and frames that arrive meanwhile stay pending. */
+static bool wait_go(struct nb_queue *q)
+{
+	for (;;) {
+		struct pollfd p = { .fd = q->stop_efd, .events = POLLIN };
+		uint64_t v;
+
+		if (atomic_load_explicit(&q->stop_flag, memory_order_acquire))
+			return false;
+		if (atomic_load_explicit(&q->go, memory_order_acquire))
+			return true;
+		if (poll(&p, 1, -1) > 0)
+			(void)!read(q->stop_efd, &v, sizeof(v));
+	}
 }
 
 /* ---- set-up and teardown ------------------------------------------------- */
@@ -437,7 +459,8 @@ static void *thread_main(void *arg)
 		return NULL;
 	}
 	report_init(q, 0);
-	run(q);
+	if (wait_go(q))
+		run(q);
 	teardown(q);
 	return NULL;
 }
@@ -537,6 +560,15 @@ int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen)
 	return r;
 }
 
+void nb_queue_go(struct nb_queue *q)
+{
+	uint64_t one = 1;
+
+	if (!q || atomic_exchange_explicit(&q->go, true, memory_order_acq_rel))
+		return;
+	if (write(q->stop_efd, &one, sizeof(one)) < 0)
+		pv_warn("%s: waking the queue thread: %s", q->name, strerror(errno));
+}
 
 void nb_queue_stop(struct nb_queue *q, struct nb_qstats *final)
 {

@@ -7,7 +7,9 @@
  * as BACK_RING_ATTACH users do), binds the event channel(s), and reports back:
  * nb_queue_ready() waits for that (so a vif's queues set up in parallel) and,
  * on failure, frees the queue and gives Linux's "mapping shared-frames ..."
- * message. The thread then moves frames: guest tx requests are mapped in
+ * message. The thread then waits for nb_queue_go() (called once the vif's
+ * carrier is on, as Linux's xenvif_up enables NAPI only then, so nothing the
+ * frontend queued meets a dead port) and moves frames: guest tx requests are mapped in
  * one batch and written to the queue's TAP fd straight from the mapped pages
  * (writev); frames read from the TAP land straight in the mapped rx buffers
  * (readv). Responses are pushed only after the grants are unmapped.
@@ -82,6 +84,8 @@ struct nb_queue;
 
 int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen);
 int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen);
+/* Let a ready queue serve its rings. */
+void nb_queue_go(struct nb_queue *q);
 /* Stops and frees the queue; its final counters are copied to *final if
  * not NULL. */
 void nb_queue_stop(struct nb_queue *q, struct nb_qstats *final);

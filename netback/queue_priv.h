@@ -41,8 +41,9 @@ struct nb_queue {
 	char name[32];                /* "vif5.0-q1" for logs */
 	pthread_t thread;
 	bool thread_started;
-	int stop_efd;
+	int stop_efd;                 /* wakes the thread: stop, or go */
 	_Atomic bool stop_flag;
+	_Atomic bool go;              /* nb_queue_go: the rings may be served */
 
 	/* set-up handshake with nb_queue_start */
 	pthread_mutex_t init_lock;

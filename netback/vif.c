@@ -245,6 +245,9 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 	set_carrier(vif);
 	pthread_mutex_unlock(&vif->lock);
 	wait_forwarding(vif);
+	/* xenvif_up: only with the carrier on do the queues serve the rings. */
+	for (unsigned i = 0; i < vif->nqueues; i++)
+		nb_queue_go(vif->queues[i]);
 	return 0;
 }
 
