@@ -74,46 +74,71 @@ size_t gr_build_unsol_na(uint8_t *buf, size_t len, const uint8_t mac[6], const s
 	return GR_NA_LEN;
 }
 
-int gr_announce(int ifindex, const uint8_t mac[6], struct gr_announce_result *res)
+int gr_announce_each(int ifindex, const uint8_t mac[6], gr_frame_fn fn, void *arg)
 {
 	struct nif_addr addrs[64];
-	struct sockaddr_ll sll;
 	uint8_t frame[128];
-	int n, fd;
+	int n, sent = 0;
 
-	memset(res, 0, sizeof(*res));
 	n = nif_link_addrs(ifindex, addrs, 64);
 	if (n < 0)
 		return n;
-	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	memset(&sll, 0, sizeof(sll));
-	sll.sll_family = AF_PACKET;
-	sll.sll_ifindex = ifindex;
-	sll.sll_halen = 6;
 	for (int i = 0; i < n; i++) {
 		size_t len;
+		uint16_t proto;
+
 		if (addrs[i].family == AF_INET) {
 			len = gr_build_garp(frame, sizeof(frame), mac, addrs[i].addr.v4);
-			sll.sll_protocol = htons(ETHERTYPE_ARP);
+			proto = ETHERTYPE_ARP;
 		} else {
 			if ((addrs[i].flags & IFA_F_TENTATIVE) && !(addrs[i].flags & IFA_F_OPTIMISTIC))
 				continue;   /* skip until DAD completes, as Linux */
 			len = gr_build_unsol_na(frame, sizeof(frame), mac, &addrs[i].addr.v6);
-			sll.sll_protocol = htons(ETHERTYPE_IPV6);
+			proto = ETHERTYPE_IPV6;
 		}
-		memcpy(sll.sll_addr, frame, 6);
-		if (sendto(fd, frame, len, 0, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-			res->failed++;
-			res->last_err = -errno;
-			continue;
-		}
-		if (addrs[i].family == AF_INET)
-			res->garp++;
-		else
-			res->na++;
+		if (len && fn(arg, frame, len, proto) == 0)
+			sent++;
 	}
-	close(fd);
-	return (int)(res->garp + res->na);
+	return sent;
+}
+
+struct send_ctx {
+	int fd;
+	struct sockaddr_ll sll;
+	struct gr_announce_result *res;
+};
+
+static int send_one(void *arg, const uint8_t *frame, size_t len, uint16_t proto)
+{
+	struct send_ctx *c = arg;
+
+	c->sll.sll_protocol = htons(proto);
+	memcpy(c->sll.sll_addr, frame, 6);
+	if (sendto(c->fd, frame, len, 0, (struct sockaddr *)&c->sll, sizeof(c->sll)) < 0) {
+		c->res->failed++;
+		c->res->last_err = -errno;
+		return -1;
+	}
+	if (proto == ETHERTYPE_ARP)
+		c->res->garp++;
+	else
+		c->res->na++;
+	return 0;
+}
+
+int gr_announce(int ifindex, const uint8_t mac[6], struct gr_announce_result *res)
+{
+	struct send_ctx c = { .res = res };
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	c.fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (c.fd < 0)
+		return -errno;
+	c.sll.sll_family = AF_PACKET;
+	c.sll.sll_ifindex = ifindex;
+	c.sll.sll_halen = 6;
+	r = gr_announce_each(ifindex, mac, send_one, &c);
+	close(c.fd);
+	return r < 0 ? r : (int)(res->garp + res->na);
 }

@@ -12,6 +12,8 @@
  * they take the guest stack's real transmit path (qdisc, TAP queue, our tx
  * ring) and are dropped if the interface is down, as in Linux.
  * Thread: any; gr_announce works in the calling thread's network namespace.
+ * gr_announce_each hands the same frames to a callback instead (netfront
+ * puts them straight on its ring after a move).
  * Errors: builders return the frame length or 0 if `len` is too small;
  * gr_announce returns the number of frames sent or -errno.
  */
@@ -33,6 +35,12 @@ struct gr_announce_result {
 	unsigned failed;         /* sendto failures (e.g. ENETDOWN) */
 	int last_err;            /* -errno of the last failure */
 };
+/* Build one round of announcements for ifindex's addresses and hand each
+ * frame to fn (which returns 0 if it took it). Returns how many fn took,
+ * or -errno if the addresses cannot be read. */
+typedef int (*gr_frame_fn)(void *arg, const uint8_t *frame, size_t len, uint16_t ethertype);
+int gr_announce_each(int ifindex, const uint8_t mac[6], gr_frame_fn fn, void *arg);
+
 /* One round of announcements for every address of ifindex. */
 int gr_announce(int ifindex, const uint8_t mac[6], struct gr_announce_result *res);
 

@@ -137,11 +137,12 @@ static void queue_json(struct out *o, struct nf_dev *d, unsigned i)
 		   txp, txc, txr, tx_free, rxp, rxc, rxr, live ? q->tx_evtchn : 0, live ? q->rx_evtchn : 0,
 		   backlog);
 	out_printf(o, "\"tx_packets\":%llu,\"tx_bytes\":%llu,\"tx_dropped\":%llu,\"tx_errors\":%llu,"
-		   "\"tx_race\":%llu,\"tx_reposted\":%llu,\"rx_packets\":%llu,\"rx_bytes\":%llu,"
+		   "\"tx_race\":%llu,\"tx_reposted\":%llu,\"tx_announce\":%llu,\"rx_packets\":%llu,\"rx_bytes\":%llu,"
 		   "\"rx_dropped\":%llu,\"rx_errors\":%llu,\"rx_gso_checksum_fixup\":%llu,"
 		   "\"events\":%llu,\"spurious_events\":%llu}",
 		   U(q->st.tx_packets), U(q->st.tx_bytes), U(q->st.tx_dropped), U(q->st.tx_errors),
-		   U(q->st.tx_race), U(q->st.tx_reposted), U(q->st.rx_packets), U(q->st.rx_bytes),
+		   U(q->st.tx_race), U(q->st.tx_reposted), U(q->st.tx_announce), U(q->st.rx_packets),
+		   U(q->st.rx_bytes),
 		   U(q->st.rx_dropped), U(q->st.rx_errors), U(q->st.rx_gso_checksum_fixup),
 		   U(q->st.events), U(q->st.spurious_events));
 }
@@ -177,9 +178,11 @@ static void dev_json(void *arg, struct nf_dev *d)
 	out_json_str(o, d->last_error);
 	pthread_mutex_unlock(&d->lock);
 	nq = atomic_load(&d->num_queues);
-	out_printf(o, ",\"race\":%llu,\"resumes\":%llu,\"connects\":%llu,\"num_queues\":%u,"
-		   "\"tap_queues\":%u,\"num_tx_queues\":%u,\"queues\":[",
-		   U(d->race), U(d->resumes), U(d->connects), nq, atomic_load(&d->tap_queues), d->num_txq);
+	out_printf(o, ",\"race\":%llu,\"resumes\":%llu,\"connects\":%llu,\"announce_gate\":%s,"
+		   "\"announce_gate_ms\":%.3f,\"num_queues\":%u,\"tap_queues\":%u,\"num_tx_queues\":%u,"
+		   "\"queues\":[",
+		   U(d->race), U(d->resumes), U(d->connects), atomic_load(&d->ann_gate) ? "true" : "false",
+		   (double)atomic_load(&d->ann_gate_ns) / 1e6, nq, atomic_load(&d->tap_queues), d->num_txq);
 	for (unsigned i = 0; i < PV_MAX(nq, d->num_txq); i++) {
 		out_printf(o, "%s\n    ", i ? "," : "");
 		queue_json(o, d, i);

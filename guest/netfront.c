@@ -287,10 +287,26 @@ static void queue_down(struct nf_dev *d, struct nf_queue *q, bool keep)
 	pthread_mutex_unlock(&q->tx_lock);
 }
 
+void nf_announce_release(struct nf_dev *d, const char *why)
+{
+	uint64_t shut_at;
+
+	if (!atomic_exchange(&d->ann_gate, false))
+		return;
+	shut_at = atomic_load(&d->ann_deadline_ns) - NF_ANNOUNCE_GATE_NS;
+	atomic_store(&d->ann_gate_ns, pv_now_ns() - shut_at);
+	if (why)
+		pv_warn("%s: announcement gate opened: %s", d->nodename, why);
+	if (d->ops->kick)
+		for (unsigned i = 1; i < d->num_txq; i++)
+			d->ops->kick(d->env, d, i);
+}
+
 /* xennet_disconnect_backend. */
 static void disconnect_backend(struct nf_dev *d, bool keep_inflight)
 {
 	tr_simple(d, GR_EV_DISCONNECT_BACKEND);
+	atomic_store(&d->ann_gate, false);
 	atomic_store(&d->carrier, false);
 	if (d->registered)
 		d->ops->netdev_carrier(d->env, d, false);
@@ -318,6 +334,8 @@ static int queue_up(struct nf_dev *d, struct nf_queue *q)
 	q->stale = false;
 	q->gen++;
 	nf_txbook_init(&q->txb);
+	memset(q->ann_id, 0, sizeof(q->ann_id));
+	q->ann_pending = 0;
 	r = d->ops->queue_setup(d->env, q, d->feat.split_evtchn);
 	if (r == 0)
 		q->live = true;
@@ -445,8 +463,42 @@ static void replay_to_backlogs(struct nf_dev *d)
 	}
 }
 
+/* pvnet, fixed mode, after a move: one announcement round goes at the head
+ * of queue 0's backlog, ahead of the frames kept across the move, and the
+ * gate holds the other queues until the backend has answered it, so the
+ * destination bridge sees the guest's GARP/NA before any other frame of
+ * its. (Linux announces only on backend Connected, after the queued frames:
+ * docs/guest.md.) Every xmit lock is held. */
+static void announce_ahead(struct nf_dev *d)
+{
+	struct nf_queue *q = &d->queues[0];
+	struct nf_txbuf *list, *last;
+	unsigned n = 1;
+
+	if (!d->p.announce_first || !d->ops->announce_frames || !atomic_load(&d->running))
+		return;
+	list = d->ops->announce_frames(d->env, d);
+	if (!list)
+		return;
+	for (last = list; last->next; last = last->next)
+		n++;
+	pthread_mutex_lock(&q->tx_lock);
+	last->next = q->backlog;
+	if (!q->backlog)
+		q->backlog_tail = last;
+	q->backlog = list;
+	q->backlog_len += n;
+	pthread_mutex_unlock(&q->tx_lock);
+	atomic_store(&d->ann_deadline_ns, pv_now_ns() + NF_ANNOUNCE_GATE_NS);
+	if (atomic_load(&d->num_queues) > 1 || d->num_txq > 1)
+		atomic_store(&d->ann_gate, true);
+	pv_info("%s: %u announcement frames go ahead of the queued traffic", d->nodename, n);
+}
+
 int nf_connect(struct nf_dev *d)
 {
+	bool moved = d->moved;
+
 	unsigned n;
 	int r;
 
@@ -483,8 +535,11 @@ int nf_connect(struct nf_dev *d)
 	nf_tx_lock_all(d);
 	if (d->p.mode == NF_MODE_FIXED) {
 		replay_to_backlogs(d);
+		if (moved)
+			announce_ahead(d);
 		device_attach(d);
 	}
+	d->moved = false;
 	atomic_store(&d->carrier, true);
 	r = d->ops->netdev_set_queues(d->env, d, n);
 	if (r < 0)
@@ -568,6 +623,7 @@ int nf_resume(struct nf_dev *d)
 {
 	tr_simple(d, GR_EV_RESUME);
 	atomic_fetch_add(&d->resumes, 1);
+	d->moved = true;
 	d->backend_seen = false;
 	d->probing = false;
 	if (d->p.mode == NF_MODE_FIXED) {

@@ -55,6 +55,7 @@ struct nf_qstats {
 	_Atomic uint64_t tx_race;          /* transmits that hit this queue index in the window */
 	_Atomic uint64_t events, spurious_events;
 	_Atomic uint64_t rx_gso_checksum_fixup;
+	_Atomic uint64_t tx_announce;      /* announcement frames sent ahead after a move */
 };
 
 /* A frame waiting to be transmitted ahead of the TAP (re-posted frames after
@@ -64,6 +65,7 @@ struct nf_txbuf {
 	struct nif_offload o;
 	uint32_t len;
 	bool replay;                       /* counts as tx_reposted when sent */
+	bool announce;                     /* an announcement sent ahead (holds the gate) */
 	uint8_t data[];
 };
 
@@ -100,6 +102,9 @@ struct nf_queue {
 	void *ec;                          /* struct pv_evtchn * (nf_data.c) */
 	evtchn_port_t tx_evtchn, rx_evtchn;
 	void *hvctx;                       /* struct gr_hvctx * the grants were made with */
+	/* announcements sent ahead (tx_lock): ids awaiting their response */
+	uint8_t ann_id[NF_TX_RING_SIZE];
+	unsigned ann_pending;
 	/* event storm detection (data thread only) */
 	uint64_t storm_window_start;
 	unsigned storm_events, storm_spurious;
@@ -123,6 +128,7 @@ struct nf_features {                   /* read from the backend at connect */
 struct nf_params {
 	unsigned max_queues;               /* xennet_max_queues (1..NF_MAX_QUEUES) */
 	enum nf_mode mode;
+	bool announce_first;               /* fixed mode: announce ahead of the queued frames */
 	char ifname[16];                   /* name of the netdev ("eth0") */
 };
 
@@ -164,6 +170,10 @@ struct nf_ops {
 	/* netdev_notify_peers: GARP + unsolicited NA (repeated by the env).
 	 * Writes a short summary of what it sent. */
 	void (*notify_peers)(void *env, struct nf_dev *d, char *summary, size_t len);
+	/* Optional: the frames of one announcement round (GARP + unsolicited
+	 * NA for eth0's addresses) as a txbuf list, each marked `announce`;
+	 * NULL if there is none. */
+	struct nf_txbuf *(*announce_frames)(void *env, struct nf_dev *d);
 };
 
 struct nf_dev {
@@ -204,7 +214,17 @@ struct nf_dev {
 	struct nf_txq txq[NF_MAX_QUEUES];
 	struct nf_queue queues[NF_MAX_QUEUES];
 	struct nf_txbuf *replay;           /* frames to re-post after a move */
+	bool moved;                        /* resumed, not yet reconnected */
+	/* The announcement gate (fixed mode, after a move): while set, only
+	 * queue 0, whose ring starts with the announcement, transmits; it
+	 * opens when the backend answered the announcement, at the deadline,
+	 * or when the device disconnects. */
+	atomic_bool ann_gate;
+	_Atomic uint64_t ann_deadline_ns;
+	_Atomic uint64_t ann_gate_ns;      /* how long the last gate was shut */
 };
+
+#define NF_ANNOUNCE_GATE_NS 1000000000ull  /* 1 s: a backend that never answers */
 
 /* Allocate a device for `nodename` (handle parsed by the caller). */
 struct nf_dev *nf_dev_new(const char *nodename, unsigned handle, const struct nf_params *p,
@@ -250,6 +270,10 @@ void nf_xmit_race(struct nf_dev *d, unsigned txq);
 /* Every txq.xmit_lock, ascending (netif_tx_lock). */
 void nf_tx_lock_all(struct nf_dev *d);
 void nf_tx_unlock_all(struct nf_dev *d);
+
+/* Open the announcement gate (any thread) and kick the held queues;
+ * `why` is logged when not NULL. */
+void nf_announce_release(struct nf_dev *d, const char *why);
 
 /* Free a txbuf list. */
 void nf_txbuf_free_list(struct nf_txbuf *b);

@@ -406,8 +406,18 @@ static void tx_from_buf(struct nfd_thread *t, struct nf_queue *q, struct nf_txbu
 		memcpy(q->tx_page[ids[i]], b->data + off, chunk);
 		off += chunk;
 	}
-	if (tx_publish(t, q, ids, np, b->len, &b->o) == 0 && b->replay)
+	if (tx_publish(t, q, ids, np, b->len, &b->o) < 0) {
+		if (b->announce && !q->ann_pending)
+			nf_announce_release(q->dev, "the announcement could not be sent");
+		return;
+	}
+	if (b->replay)
 		atomic_fetch_add(&q->st.tx_reposted, 1);
+	if (b->announce) {
+		q->ann_id[ids[0]] = 1;
+		q->ann_pending++;
+		atomic_fetch_add(&q->st.tx_announce, 1);
+	}
 }
 
 static void tx_push(struct nf_queue *q)
@@ -559,6 +569,12 @@ static int tx_done(void *arg, uint16_t id, int16_t status)
 
 	if (status != NETIF_RSP_OKAY)
 		atomic_fetch_add(&q->st.tx_errors, 1);
+	/* The backend has written the announcement out: the gate opens. */
+	if (q->ann_id[id]) {
+		q->ann_id[id] = 0;
+		if (--q->ann_pending == 0)
+			nf_announce_release(q->dev, NULL);
+	}
 	return end_access(q, q->grant_tx_ref[id]);
 }
 
@@ -725,6 +741,19 @@ static bool backlog_waiting(const struct nf_dev *d, unsigned idx)
 	return __atomic_load_n(&d->queues[idx].backlog, __ATOMIC_RELAXED) != NULL;
 }
 
+/* Is this queue held by the announcement gate? Opens it at the deadline. */
+static bool gate_holds(struct nfd_thread *t)
+{
+	struct nf_dev *d = t->d;
+
+	if (t->idx == 0 || !atomic_load(&d->ann_gate))
+		return false;
+	if (pv_now_ns() < atomic_load(&d->ann_deadline_ns))
+		return true;
+	nf_announce_release(d, "the backend did not answer the announcement within 1 s");
+	return false;
+}
+
 static void *dthread_main(void *arg)
 {
 	struct nfd_thread *t = arg;
@@ -732,21 +761,22 @@ static void *dthread_main(void *arg)
 
 	while (!atomic_load(&t->stop)) {
 		struct epoll_event evs[4];
-		bool want_tap, tap_ready = false, ev_ready = false;
+		bool want_tap, gated, tap_ready = false, ev_ready = false;
 		int n, timeout;
 
 		freeze_point(t);
 		if (atomic_load(&t->stop))
 			break;
 		sync_evtchn(t);
+		gated = gate_holds(t);
 		want_tap = !atomic_load(&d->txq[t->idx].stopped) &&
-			   t->idx < atomic_load(&d->tap_queues) && !t->tx_blocked;
+			   t->idx < atomic_load(&d->tap_queues) && !t->tx_blocked && !gated;
 		if (want_tap != t->tap_armed) {
 			struct epoll_event ev = { .events = want_tap ? EPOLLIN : 0, .data.u64 = TAG_TAP };
 			epoll_ctl(t->epfd, EPOLL_CTL_MOD, d->tap.fds[t->idx], &ev);
 			t->tap_armed = want_tap;
 		}
-		timeout = (t->rx_more || (want_tap && backlog_waiting(d, t->idx))) ? 0 : 1000;
+		timeout = (t->rx_more || (want_tap && backlog_waiting(d, t->idx))) ? 0 : gated ? 10 : 1000;
 		n = epoll_wait(t->epfd, evs, 4, timeout);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == TAG_KICK) {

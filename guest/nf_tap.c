@@ -223,6 +223,38 @@ static void announce_cancel(struct gr_rt *rt, int ifindex)
 	}
 }
 
+struct frames_ctx {
+	struct nf_txbuf *head, **tail;
+};
+
+static int frame_to_buf(void *arg, const uint8_t *frame, size_t len, uint16_t ethertype)
+{
+	struct frames_ctx *c = arg;
+	struct nf_txbuf *b = calloc(1, sizeof(*b) + len);
+
+	(void)ethertype;
+	if (!b)
+		return -1;
+	memcpy(b->data, frame, len);
+	b->len = (uint32_t)len;
+	b->announce = true;
+	*c->tail = b;
+	c->tail = &b->next;
+	return 0;
+}
+
+struct nf_txbuf *nft_announce_frames(void *env, struct nf_dev *d)
+{
+	struct frames_ctx c = { .head = NULL, .tail = &c.head };
+	int r;
+
+	(void)env;
+	r = gr_announce_each(d->tap.ifindex, d->mac, frame_to_buf, &c);
+	if (r < 0)
+		pv_warn("%s: no announcement ahead: %s", d->p.ifname, strerror(-r));
+	return c.head;
+}
+
 void nft_notify_peers(void *env, struct nf_dev *d, char *summary, size_t len)
 {
 	struct gr_rt *rt = env;

@@ -49,6 +49,7 @@ struct gr_opts {
 	unsigned notify_interval_ms;
 	unsigned connect_timeout_ms;   /* 0: wait forever (Linux) */
 	unsigned txqueuelen;
+	bool no_announce_first;        /* announce only on backend Connected, as Linux */
 };
 
 /* The grant table and memory of one incarnation of the domain. */
@@ -125,6 +126,7 @@ int nft_update(void *env, struct nf_dev *d);
 int nft_carrier(void *env, struct nf_dev *d, bool on);
 int nft_set_queues(void *env, struct nf_dev *d, unsigned n);
 void nft_notify_peers(void *env, struct nf_dev *d, char *summary, size_t len);
+struct nf_txbuf *nft_announce_frames(void *env, struct nf_dev *d);
 
 /* The ops netfront runs on in this runtime (xenbus.c). */
 extern const struct nf_ops gr_nf_ops;

@@ -158,6 +158,7 @@ const struct nf_ops gr_nf_ops = {
 	.netdev_set_queues = nft_set_queues,
 	.kick = nfd_kick,
 	.notify_peers = nft_notify_peers,
+	.announce_frames = nft_announce_frames,
 };
 
 /* ---- devices ----------------------------------------------------------------- */
@@ -273,7 +274,8 @@ static void unwatch_otherend(struct gr_dev *g)
 
 static void probe_device(struct gr_rt *rt, unsigned handle)
 {
-	struct nf_params p = { .max_queues = rt->o.max_queues, .mode = rt->o.mode };
+	struct nf_params p = { .max_queues = rt->o.max_queues, .mode = rt->o.mode,
+			       .announce_first = rt->o.mode == NF_MODE_FIXED && !rt->o.no_announce_first };
 	char nodename[32], otherend[128];
 	uint32_t id;
 	struct gr_dev *g;

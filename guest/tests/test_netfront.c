@@ -706,6 +706,79 @@ static void test_inflight_replayed_in_fixed_mode(void **state)
 	}
 }
 
+/* One GARP-sized frame per call, marked as the env's builder marks them. */
+static unsigned announce_builds;
+static struct nf_txbuf *f_announce(void *env, struct nf_dev *d)
+{
+	struct nf_txbuf *b = calloc(1, sizeof(*b) + 42);
+
+	(void)env; (void)d;
+	announce_builds++;
+	b->len = 42;
+	b->announce = true;
+	memset(b->data, 0xee, 42);
+	return b;
+}
+
+static void test_announce_ahead_after_move(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		struct world *w = world_new((enum nf_mode)mode, 8, 8);
+		struct nf_ops ops = fake_ops;
+		struct nf_dev *d = w->d;
+		unsigned kicks;
+
+		ops.announce_frames = f_announce;
+		d->ops = &ops;
+		d->p.announce_first = mode == NF_MODE_FIXED;
+		announce_builds = 0;
+		boot(w);
+		assert_int_equal(announce_builds, 0);   /* not at boot */
+		nf_open(d, GR_HOW_NETLINK);
+		post_packet(&d->queues[0], 1000, 0xa1, false);
+		migrate(w, 4);
+		if (mode == NF_MODE_FIXED) {
+			/* At the head of queue 0, ahead of the kept frame; gate shut. */
+			assert_int_equal(announce_builds, 1);
+			assert_true(d->queues[0].backlog->announce);
+			assert_int_equal(d->queues[0].backlog->len, 42);
+			assert_true(d->queues[0].backlog->next->replay);
+			assert_true(atomic_load(&d->ann_gate));
+			kicks = w->f.kicks;
+			nf_announce_release(d, NULL);
+			assert_false(atomic_load(&d->ann_gate));
+			assert_true(w->f.kicks >= kicks + 7);   /* queues 1..7 looked again */
+			/* A later disconnect leaves no gate behind. */
+			migrate(w, 4);
+			assert_true(atomic_load(&d->ann_gate));
+			nf_resume(d);
+			assert_false(atomic_load(&d->ann_gate));
+		} else {
+			assert_int_equal(announce_builds, 0);
+			assert_false(atomic_load(&d->ann_gate));
+		}
+		d->ops = &fake_ops;
+		world_free(w);
+	}
+	/* Interface down: nothing to announce ahead (Linux drops it too). */
+	{
+		struct world *w = world_new(NF_MODE_FIXED, 8, 8);
+		struct nf_ops ops = fake_ops;
+
+		ops.announce_frames = f_announce;
+		w->d->ops = &ops;
+		w->d->p.announce_first = true;
+		announce_builds = 0;
+		boot(w);
+		migrate(w, 8);
+		assert_int_equal(announce_builds, 0);
+		assert_false(atomic_load(&w->d->ann_gate));
+		w->d->ops = &fake_ops;
+		world_free(w);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +799,7 @@ int main(void)
 		cmocka_unit_test(test_race_window),
 		cmocka_unit_test(test_queue_count_change),
 		cmocka_unit_test(test_inflight_replayed_in_fixed_mode),
+		cmocka_unit_test(test_announce_ahead_after_move),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
