@@ -237,6 +237,7 @@ static void replay_one(void *arg, const uint16_t *ids, unsigned n, const struct 
 	b->o = first->o;
 	b->len = first->pkt_len;
 	b->replay = true;
+	b->announce = false;
 	*c->tail = b;
 	c->tail = &b->next;
 	c->n++;

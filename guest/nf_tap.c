@@ -122,6 +122,7 @@ static unsigned drain_tap_queue(struct nf_dev *d, unsigned q, struct nf_queue *t
 		memcpy(b->data, buf + NIF_VNET_HDR_LEN, flen);
 		b->len = flen;
 		b->replay = false;
+		b->announce = false;
 		b->next = NULL;
 		pthread_mutex_lock(&to->tx_lock);
 		if (to->backlog_tail)

@@ -169,6 +169,7 @@ static void run(struct world *w, bool compat)
 	/* 4. ifconfig up / down (ioctl). */
 	e2e_sh("ip -n %s link set eth0 down", ns);
 	CHECK(e2e_wait_control(g, "trace-norm", "close eth0 netlink", 1, 3000), "%s: ip link set down is a netlink close", mode);
+	usleep(200000);   /* the close's queue stops are traced after it */
 	t = mts_control(g, "trace-norm");
 	mark = e2e_lines(t);
 	free(t);
