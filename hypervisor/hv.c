@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -82,6 +83,12 @@ int pv_hv_get_fd(struct pv_hv *hv, uint16_t op, uint32_t arg0, int *fd, uint32_t
 
 void *pv_hv_map_own_memory(struct pv_hv *hv, void *at, size_t *npages)
 {
+	return pv_hv_map_own_memory_id(hv, at, npages, NULL);
+}
+
+void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct pv_mem_id *id)
+{
+	struct stat st;
 	uint32_t pages;
 	void *p;
 	int fd, r;
@@ -91,6 +98,15 @@ void *pv_hv_map_own_memory(struct pv_hv *hv, void *at, size_t *npages)
 		errno = -r;
 		return NULL;
 	}
+	if (id && fstat(fd, &st) < 0)
+		id = NULL;
+	if (id && at && id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino &&
+	    id->npages == pages) {
+		close(fd);
+		if (npages)
+			*npages = pages;
+		return at;
+	}
 	p = mmap(at, (size_t)pages * PV_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
 	r = errno;
@@ -98,6 +114,11 @@ void *pv_hv_map_own_memory(struct pv_hv *hv, void *at, size_t *npages)
 	if (p == MAP_FAILED) {
 		errno = r;
 		return NULL;
+	}
+	if (id) {
+		id->dev = (uint64_t)st.st_dev;
+		id->ino = (uint64_t)st.st_ino;
+		id->npages = pages;
 	}
 	if (npages)
 		*npages = pages;

@@ -66,6 +66,15 @@ int pv_hv_poll_notices(struct pv_hv *hv, struct pv_notice *out, unsigned max);
  * placed exactly there (MAP_FIXED, replacing what was mapped), which is how a
  * moved guest keeps its addresses. Sets *npages. */
 void *pv_hv_map_own_memory(struct pv_hv *hv, void *at, size_t *npages);
+/* The same, remembering which memory object is mapped: when `at` already
+ * maps the object the hypervisor hands out (same *id, same size: memory
+ * moved with its domain), the mapping is kept as it is, so no page has to
+ * be faulted in again; otherwise it is mapped and *id updated. */
+struct pv_mem_id {
+	uint64_t dev, ino;
+	size_t npages;
+};
+void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct pv_mem_id *id);
 
 /* A bitmap page allocator over a mapped memory region (process-owned). */
 struct pv_pagealloc;

@@ -81,6 +81,14 @@ struct nb_vif *nb_vif_create(uint32_t domid, uint32_t devid, unsigned max_queues
 		snprintf(err, errlen, "setting up TAP %s: %s", vif->name, strerror(-r));
 		goto fail;
 	}
+	/* Only queue 0 stays attached until a frontend connects: detaching
+	 * costs a grace period each, better paid now than in a migration's
+	 * blackout (attaching at connect is cheap). */
+	for (unsigned i = 1; i < vif->tap.nqueues; i++)
+		if ((r = nif_tap_queue_enable(&vif->tap, i, false)) < 0) {
+			snprintf(err, errlen, "detaching TAP queue %u of %s: %s", i, vif->name, strerror(-r));
+			goto fail;
+		}
 	return vif;
 fail:
 	nb_vif_destroy(vif);
@@ -172,6 +180,39 @@ static void wait_forwarding(struct nb_vif *vif)
 	pv_warn("%s: bridge port not forwarding after 200 ms (state %d)", vif->name, li.brport_state);
 }
 
+/* The TAP side of a connect: offloads, the queues the frontend uses, MTU. */
+static int tap_setup(struct nb_vif *vif, unsigned nqueues, const struct nb_vif_caps *caps,
+		     char *err, size_t errlen)
+{
+	int r;
+
+	/* The queues the frontend uses attached (cheap; the vif was created
+	 * with queue 0 only), the offloads set through them, the others
+	 * detached (only a bigger earlier connection left any attached). */
+	for (unsigned i = 0; i < nqueues; i++) {
+		r = nif_tap_queue_enable(&vif->tap, i, true);
+		if (r < 0) {
+			snprintf(err, errlen, "attaching TAP queue %u of %s: %s", i, vif->name, strerror(-r));
+			return r;
+		}
+	}
+	r = nif_tap_set_offload(&vif->tap, caps->tun_flags);
+	if (r < 0) {
+		snprintf(err, errlen, "TUNSETOFFLOAD 0x%x on %s: %s", caps->tun_flags, vif->name, strerror(-r));
+		return r;
+	}
+	for (unsigned i = nqueues; i < vif->tap.nqueues; i++) {
+		r = nif_tap_queue_enable(&vif->tap, i, false);
+		if (r < 0) {
+			snprintf(err, errlen, "detaching TAP queue %u of %s: %s", i, vif->name, strerror(-r));
+			return r;
+		}
+	}
+	if (caps->mtu && (r = nif_link_set_mtu(vif->tap.ifindex, caps->mtu)) < 0)
+		pv_warn("%s: setting MTU %u: %s", vif->name, caps->mtu, strerror(-r));
+	return 0;
+}
+
 int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cfgs,
 		   const struct nb_vif_caps *caps, char *err, size_t errlen)
 {
@@ -192,28 +233,11 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 	memset(vif->last, 0, sizeof(vif->last));
 	vif->last_nqueues = 0;
 
-	/* TUNSETOFFLOAD needs attached queues: attach all, set, then detach
-	 * the queues the frontend does not use (their backlog is purged). */
-	for (unsigned i = 0; i < vif->tap.nqueues; i++)
-		(void)nif_tap_queue_enable(&vif->tap, i, true);
-	r = nif_tap_set_offload(&vif->tap, caps->tun_flags);
-	if (r < 0) {
-		snprintf(err, errlen, "TUNSETOFFLOAD 0x%x on %s: %s", caps->tun_flags, vif->name, strerror(-r));
-		return r;
-	}
-	for (unsigned i = nqueues; i < vif->tap.nqueues; i++) {
-		r = nif_tap_queue_enable(&vif->tap, i, false);
-		if (r < 0) {
-			snprintf(err, errlen, "detaching TAP queue %u of %s: %s", i, vif->name, strerror(-r));
-			return r;
-		}
-	}
-	if (caps->mtu && (r = nif_link_set_mtu(vif->tap.ifindex, caps->mtu)) < 0)
-		pv_warn("%s: setting MTU %u: %s", vif->name, caps->mtu, strerror(-r));
-
 	vif->connected_ns = pv_now_ns();
-	/* All queues set up in parallel (each thread maps and binds its own),
-	 * then waited for: a reconnect after a migration costs one set-up. */
+	/* All queues set up in parallel (each thread maps and binds its own)
+	 * while this thread sets the TAP up, then waited for: a reconnect
+	 * after a migration costs one set-up. The threads do not touch the
+	 * TAP before nb_queue_go. */
 	r = 0;
 	for (unsigned i = 0; i < nqueues && r == 0; i++) {
 		cfgs[i].vif = vif;
@@ -224,6 +248,8 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 		if (r == 0)
 			vif->nqueues = i + 1;
 	}
+	if (r == 0)
+		r = tap_setup(vif, nqueues, caps, err, errlen);
 	for (unsigned i = 0; i < vif->nqueues; i++) {
 		char qerr[160];
 		int qr = nb_queue_ready(vif->queues[i], qerr, sizeof(qerr));

@@ -70,10 +70,18 @@ void nif_tap_close(struct nif_tap *tap)
 
 int nif_tap_set_offload(struct nif_tap *tap, unsigned tun_flags)
 {
-	for (unsigned i = 0; i < tap->nqueues; i++)
-		if (ioctl(tap->fds[i], TUNSETOFFLOAD, (unsigned long)tun_flags) < 0)
-			return -errno;
-	return 0;
+	int r = -EBADF;
+
+	/* Device-wide in the kernel (set_offload updates the netdev's
+	 * features): once, through any attached queue. */
+	for (unsigned i = 0; i < tap->nqueues; i++) {
+		if (ioctl(tap->fds[i], TUNSETOFFLOAD, (unsigned long)tun_flags) == 0)
+			return 0;
+		r = -errno;
+		if (r != -EBADFD)
+			return r;
+	}
+	return r;
 }
 
 int nif_tap_set_carrier(struct nif_tap *tap, bool on)
@@ -92,7 +100,8 @@ int nif_tap_queue_enable(struct nif_tap *tap, unsigned q, bool on)
 		return -EINVAL;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+	/* EINVAL: already in that state. */
 	if (ioctl(tap->fds[q], TUNSETQUEUE, &ifr) < 0)
-		return errno == EINVAL && on ? 0 : -errno;
+		return errno == EINVAL ? 0 : -errno;
 	return 0;
 }

@@ -35,11 +35,13 @@ struct nif_tap {
  * and O_CLOEXEC. */
 int nif_tap_create(struct nif_tap *tap, const char *name, unsigned nqueues);
 void nif_tap_close(struct nif_tap *tap);
-/* TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 on every queue. */
+/* TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 for the device (one ioctl through
+ * the first attached queue; -EBADFD if none is attached). */
 int nif_tap_set_offload(struct nif_tap *tap, unsigned tun_flags);
 int nif_tap_set_carrier(struct nif_tap *tap, bool on);
-/* Detach (false) or re-attach (true) queue q. Detaching purges what the
- * kernel queued on it, so drain it first. */
+/* Detach (false) or re-attach (true) queue q; 0 if it already is. Detaching
+ * purges what the kernel queued on it, so drain it first; it costs an RCU
+ * grace period (synchronize_net), attaching does not. */
 int nif_tap_queue_enable(struct nif_tap *tap, unsigned q, bool on);
 
 #endif

@@ -625,9 +625,32 @@ struct move_ctx {
 	int sv[2];
 };
 
+/* The permissions /proc/self/maps shows for the mapping holding p ("rw-s"). */
+static const char *maps_perms(const void *p)
+{
+	static char perms[8];
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	snprintf(perms, sizeof(perms), "????");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char pm[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, pm) == 3 && (unsigned long)p >= lo &&
+		    (unsigned long)p < hi) {
+			snprintf(perms, sizeof(perms), "%s", pm);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return perms;
+}
+
 static int move_guest(void *arg)
 {
 	struct move_ctx *x = arg;
+	struct pv_mem_id mid = { 0 }, mid_before;
 	struct pv_resume_info info;
 	struct pv_evtchn *ec, *ec2;
 	struct guest g = { 0 }, n = { 0 };
@@ -646,6 +669,13 @@ static int move_guest(void *arg)
 	hvt_put(x->sv[1], (uint32_t)port);
 	CHECK_EQ(hvt_get(x->sv[1]), 1);
 
+	/* Which memory object the guest maps (mapped again, same place). */
+	CHECK(pv_hv_map_own_memory_id(g.hv, g.mem, &pages, &mid) == g.mem);
+	CHECK(mid.ino != 0 && mid.npages == g.pages);
+	mid_before = mid;
+	/* A read-only window: a kept mapping keeps it, a new one would not. */
+	CHECK_EQ(mprotect(g.mem + 200 * PV_PAGE_SIZE, PV_PAGE_SIZE, PROT_READ), 0);
+
 	CHECK_EQ(pv_hv_suspend(g.hv, &info), 0);  /* moved */
 	CHECK_EQ(info.new_domid, x->new_domid);
 	CHECK(strcmp(info.start_info, "store=1 console=2") == 0);
@@ -657,9 +687,13 @@ static int move_guest(void *arg)
 	/* Reconnect on the new hypervisor; the memory is where it was. */
 	CHECK(n.hv = pv_hv_open(info.hypervisor_path));
 	CHECK_EQ(pv_hv_domid(n.hv), x->new_domid);
-	base = pv_hv_map_own_memory(n.hv, g.mem, &pages);
+	base = pv_hv_map_own_memory_id(n.hv, g.mem, &pages, &mid);
 	CHECK(base == g.mem);
 	CHECK_EQ(pages, g.pages);
+	/* The memory moved with the domain: the very mapping was kept. */
+	CHECK(mid.dev == mid_before.dev && mid.ino == mid_before.ino);
+	CHECK(maps_perms(g.mem + 200 * PV_PAGE_SIZE)[1] == '-');
+	CHECK_EQ(mprotect(g.mem + 200 * PV_PAGE_SIZE, PV_PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
 	CHECK(strcmp((char *)page, "survives the move") == 0);
 	CHECK_EQ(g.mem[100 * PV_PAGE_SIZE + 4095], 0xc3);
 	CHECK(n.gs = pv_gntshr_open(n.hv));

@@ -162,7 +162,11 @@ int main(void)
 	}
 
 	CHECK(nif_tap_queue_enable(&tap, 3, false) == 0, "detach queue 3");
+	CHECK(nif_tap_queue_enable(&tap, 3, false) == 0, "detaching it again is a no-op");
 	CHECK(nif_tap_queue_enable(&tap, 3, true) == 0, "re-attach queue 3");
+	CHECK(nif_tap_queue_enable(&tap, 0, false) == 0, "detach queue 0");
+	CHECK(nif_tap_set_offload(&tap, TUN_F_CSUM) == 0, "offloads set through another attached queue");
+	CHECK(nif_tap_queue_enable(&tap, 0, true) == 0, "re-attach queue 0");
 	CHECK(nif_tap_queue_enable(&tap, 9, true) == -EINVAL, "queue out of range refused");
 
 	CHECK(nif_bridge_create("pvbr0") == 0, "create a bridge");
