@@ -353,43 +353,75 @@ static int read_key(struct nf_dev *d, bool backend, const char *key, char *buf, 
 	return r;
 }
 
-static bool read_flag(struct nf_dev *d, bool backend, const char *key, unsigned def)
+enum { RK_RX_COPY, RK_SG, RK_GSO4, RK_GSO6, RK_IPV6_CSUM, RK_SPLIT, RK_XDP, RK_MAXQ,
+       RK_TRUSTED, RK_MAC, RK_N };
+
+/* Everything xennet_connect and talk_to_netback read, in one batch when the
+ * environment can (every round trip is migration blackout); the values are
+ * copied and parsed here. */
+static void read_connect_keys(struct nf_dev *d, struct nf_rkey *k)
 {
-	char buf[32];
-	return nf_parse_unsigned(read_key(d, backend, key, buf, sizeof(buf)) < 0 ? NULL : buf, def) != 0;
+	static const char *const names[RK_N] = {
+		[RK_RX_COPY] = "feature-rx-copy", [RK_SG] = "feature-sg",
+		[RK_GSO4] = "feature-gso-tcpv4", [RK_GSO6] = "feature-gso-tcpv6",
+		[RK_IPV6_CSUM] = "feature-ipv6-csum-offload",
+		[RK_SPLIT] = "feature-split-event-channels", [RK_XDP] = "feature-xdp-headroom",
+		[RK_MAXQ] = "multi-queue-max-queues", [RK_TRUSTED] = "trusted", [RK_MAC] = "mac",
+	};
+
+	for (unsigned i = 0; i < RK_N; i++) {
+		k[i].backend = i != RK_TRUSTED && i != RK_MAC;
+		k[i].key = names[i];
+		k[i].buf[0] = '\0';
+		k[i].r = -ENOENT;
+	}
+	if (d->ops->read_keys) {
+		if (d->ops->read_keys(d->env, d, k, RK_N) < 0)
+			for (unsigned i = 0; i < RK_N; i++)
+				k[i].r = -EIO;
+	} else {
+		for (unsigned i = 0; i < RK_N; i++)
+			k[i].r = read_key(d, k[i].backend, k[i].key, k[i].buf, sizeof(k[i].buf));
+	}
+	for (unsigned i = 0; i < RK_N; i++)
+		if (k[i].r < 0)
+			k[i].buf[0] = '\0';
 }
 
-static void read_features(struct nf_dev *d)
+static bool rk_flag(const struct nf_rkey *k, unsigned def)
+{
+	return nf_parse_unsigned(k->r < 0 ? NULL : k->buf, def) != 0;
+}
+
+static void read_features(struct nf_dev *d, const struct nf_rkey *k)
 {
 	struct nf_features f = { 0 };
-	char buf[32];
 
-	f.rx_copy = read_flag(d, true, "feature-rx-copy", 0);
-	f.sg = read_flag(d, true, "feature-sg", 0);
-	f.gso_tcpv4 = read_flag(d, true, "feature-gso-tcpv4", 0);
-	f.gso_tcpv6 = read_flag(d, true, "feature-gso-tcpv6", 0);
-	f.ipv6_csum = read_flag(d, true, "feature-ipv6-csum-offload", 0);
-	f.split_evtchn = read_flag(d, true, "feature-split-event-channels", 0);
-	f.xdp_headroom = read_flag(d, true, "feature-xdp-headroom", 0);
-	f.trusted = read_flag(d, false, "trusted", 1);
-	f.have_max_queues = read_key(d, true, "multi-queue-max-queues", buf, sizeof(buf)) >= 0;
-	f.backend_max_queues = nf_parse_unsigned(f.have_max_queues ? buf : NULL, 1);
+	f.rx_copy = rk_flag(&k[RK_RX_COPY], 0);
+	f.sg = rk_flag(&k[RK_SG], 0);
+	f.gso_tcpv4 = rk_flag(&k[RK_GSO4], 0);
+	f.gso_tcpv6 = rk_flag(&k[RK_GSO6], 0);
+	f.ipv6_csum = rk_flag(&k[RK_IPV6_CSUM], 0);
+	f.split_evtchn = rk_flag(&k[RK_SPLIT], 0);
+	f.xdp_headroom = rk_flag(&k[RK_XDP], 0);
+	f.trusted = rk_flag(&k[RK_TRUSTED], 1);
+	f.have_max_queues = k[RK_MAXQ].r >= 0;
+	f.backend_max_queues = nf_parse_unsigned(f.have_max_queues ? k[RK_MAXQ].buf : NULL, 1);
 	pthread_mutex_lock(&d->lock);
 	d->feat = f;
 	pthread_mutex_unlock(&d->lock);
 }
 
 /* talk_to_netback. */
-static int talk_to_netback(struct nf_dev *d)
+static int talk_to_netback(struct nf_dev *d, const struct nf_rkey *k)
 {
 	struct nf_kv kv[8 + NF_MAX_QUEUES * 4];
-	char buf[64], msg[96];
+	char msg[96];
 	unsigned n;
 	int r, nkv;
 
 	n = PV_MIN(d->feat.backend_max_queues, d->p.max_queues);
-	if (read_key(d, false, "mac", buf, sizeof(buf)) < 0 ||
-	    nf_parse_mac(buf, d->mac) < 0) {
+	if (k[RK_MAC].r < 0 || nf_parse_mac(k[RK_MAC].buf, d->mac) < 0) {
 		snprintf(msg, sizeof(msg), "parsing %s/mac", d->nodename);
 		d->ops->fatal(d->env, d, -EINVAL, msg);
 		return -EINVAL;
@@ -498,6 +530,7 @@ static void announce_ahead(struct nf_dev *d)
 
 int nf_connect(struct nf_dev *d)
 {
+	struct nf_rkey keys[RK_N];
 	bool moved = d->moved;
 
 	unsigned n;
@@ -505,13 +538,14 @@ int nf_connect(struct nf_dev *d)
 
 	tr_simple(d, GR_EV_CONNECT);
 	atomic_fetch_add(&d->connects, 1);
-	read_features(d);
+	read_connect_keys(d, keys);
+	read_features(d, keys);
 	if (!d->feat.rx_copy) {
 		set_last_error(d, "backend does not support copying receive path");
 		pv_err("%s: backend does not support copying receive path", d->nodename);
 		return -ENODEV;
 	}
-	r = talk_to_netback(d);
+	r = talk_to_netback(d, keys);
 	if (r < 0)
 		return r;
 	n = atomic_load(&d->num_queues);

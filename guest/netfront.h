@@ -137,10 +137,22 @@ struct nf_kv {
 	char value[24];
 };
 
+/* One key of a batched read. */
+struct nf_rkey {
+	bool backend;                      /* of the backend dir, else the frontend's */
+	const char *key;
+	char buf[32];                      /* out: the value (truncation is -E2BIG) */
+	int r;                             /* out: length or -errno (-ENOENT if absent) */
+};
+#define NF_RKEYS_MAX 16
+
 struct nf_ops {
 	/* xenbus: read a key of the frontend (backend=false) or backend dir.
 	 * -ENOENT if absent. */
 	int (*read)(void *env, struct nf_dev *d, bool backend, const char *key, char *buf, size_t len);
+	/* Optional: read k[0..n) in one round trip; each k[i].r says how its
+	 * read went. Without it, read() is called per key. */
+	int (*read_keys)(void *env, struct nf_dev *d, struct nf_rkey *k, unsigned n);
 	/* Write a key of the frontend dir, outside any transaction. */
 	int (*write)(void *env, struct nf_dev *d, const char *key, const char *value);
 	/* Write keys of the frontend dir in one transaction (retry on EAGAIN). */

@@ -26,10 +26,12 @@
 #include <stdint.h>
 
 #include "common/loop.h"
+#include "hypervisor/hv.h"
 #include "guest/netfront.h"
 #include "guest/trace.h"
 
 struct xs_handle;
+struct xsc;
 struct pv_hv;
 struct pv_gntshr;
 struct pv_pagealloc;
@@ -71,6 +73,10 @@ struct gr_rt {
 
 	/* xenstore (main thread only) */
 	struct xs_handle *xs;
+	struct xsc *xsc;               /* pipelined batches, or NULL */
+	struct xs_handle *old_xs;      /* the old host's, closed soon after a move */
+	struct xsc *old_xsc;
+	int64_t old_xs_timer;
 	char xs_path[256];
 	bool xs_suspended;
 
@@ -78,6 +84,7 @@ struct gr_rt {
 	struct gr_hvctx *hvc;
 	void *mem_base;
 	size_t mem_pages;
+	struct pv_mem_id mem_id;       /* which memory object is mapped at mem_base */
 	struct pv_pagealloc *pa;
 
 	/* devices: the list changes on the main thread under devs_lock */

@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "guest/runtime.h"
 #include "hypervisor/hv.h"
+#include "xsclient/xsc.h"
 
 #define TOKEN_SHUTDOWN "pvnet-shutdown"
 #define TOKEN_DEVICES "pvnet-devices"
@@ -62,6 +63,13 @@ static int xs_connect(struct gr_rt *rt, const char *path)
 	rt->xs = xs_open(0);
 	if (!rt->xs)
 		return -(errno ? errno : EIO);
+	rt->xs_suspended = false;
+	/* Batches (the connect-time reads and the keys' transaction) go
+	 * pipelined on a second connection; without it, one at a time. */
+	rt->xsc = xsc_open(path);
+	if (!rt->xsc)
+		pv_warn("xenstore at %s: no pipelined connection (%s): one request at a time", path,
+			strerror(errno));
 	pv_strlcpy(rt->xs_path, path, sizeof(rt->xs_path));
 	return pv_loop_add_fd(rt->loop, xs_fileno(rt->xs), EPOLLIN, on_xs, rt);
 }
@@ -75,6 +83,8 @@ static void xs_disconnect(struct gr_rt *rt)
 	xs_close(rt->xs);
 	rt->xs = NULL;
 	rt->xs_suspended = false;
+	xsc_close(rt->xsc);
+	rt->xsc = NULL;
 }
 
 /* ---- nf_ops: the xenstore side ---------------------------------------------- */
@@ -103,10 +113,36 @@ static int ops_write(void *env, struct nf_dev *d, const char *key, const char *v
 	return xs_put(rt, XBT_NULL, path, value);
 }
 
+/* The keys in one pipelined transaction: START, every WRITE, END. */
+static int write_txn_pipelined(struct gr_rt *rt, struct nf_dev *d, const struct nf_kv *kv, unsigned n)
+{
+	struct xsc_op *ops = calloc(n, sizeof(*ops));
+	char (*paths)[96] = calloc(n, sizeof(*paths));
+	int r = -ENOMEM;
+
+	if (ops && paths) {
+		for (unsigned i = 0; i < n; i++) {
+			snprintf(paths[i], sizeof(paths[i]), "%s/%s", d->nodename, kv[i].key);
+			ops[i].type = XS_WRITE;
+			ops[i].path = paths[i];
+			ops[i].value = kv[i].value;
+			ops[i].len = (unsigned)strlen(kv[i].value);
+		}
+		r = xsc_transaction(rt->xsc, ops, n, TXN_RETRIES);
+		xsc_ops_free(ops, n);
+	}
+	free(paths);
+	free(ops);
+	return r;
+}
+
 static int ops_write_txn(void *env, struct nf_dev *d, const struct nf_kv *kv, unsigned n)
 {
 	struct gr_rt *rt = env;
 	char path[256];
+
+	if (rt->xsc)
+		return write_txn_pipelined(rt, d, kv, n);
 
 	for (int tries = 0; tries < TXN_RETRIES; tries++) {
 		xs_transaction_t t = xs_transaction_start(rt->xs);
@@ -130,6 +166,46 @@ static int ops_write_txn(void *env, struct nf_dev *d, const struct nf_kv *kv, un
 	return -EAGAIN;
 }
 
+/* Several keys in one round trip (pipelined READs). */
+static int ops_read_keys(void *env, struct nf_dev *d, struct nf_rkey *k, unsigned n)
+{
+	struct gr_rt *rt = env;
+	struct xsc_op ops[NF_RKEYS_MAX];
+	char paths[NF_RKEYS_MAX][192];
+	int r;
+
+	if (n > NF_RKEYS_MAX)
+		return -EINVAL;
+	if (!rt->xsc) {
+		for (unsigned i = 0; i < n; i++)
+			k[i].r = ops_read(env, d, k[i].backend, k[i].key, k[i].buf, sizeof(k[i].buf));
+		return 0;
+	}
+	memset(ops, 0, sizeof(ops));
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", k[i].backend ? d->otherend : d->nodename,
+			 k[i].key);
+		ops[i].type = XS_READ;
+		ops[i].path = paths[i];
+	}
+	r = xsc_batch(rt->xsc, 0, ops, n);
+	for (unsigned i = 0; i < n; i++) {
+		k[i].buf[0] = '\0';
+		if (r < 0)
+			k[i].r = r;
+		else if (ops[i].err)
+			k[i].r = -ops[i].err;
+		else if (ops[i].rlen >= sizeof(k[i].buf))
+			k[i].r = -E2BIG;
+		else {
+			memcpy(k[i].buf, ops[i].result, ops[i].rlen + 1);
+			k[i].r = (int)ops[i].rlen;
+		}
+	}
+	xsc_ops_free(ops, n);
+	return r;
+}
+
 /* xenbus_dev_fatal: error/<nodename>/error = "<err> <msg>", then Closing. */
 static void ops_fatal(void *env, struct nf_dev *d, int err, const char *msg)
 {
@@ -147,6 +223,7 @@ const struct nf_ops gr_nf_ops = {
 	.read = ops_read,
 	.write = ops_write,
 	.write_txn = ops_write_txn,
+	.read_keys = ops_read_keys,
 	.fatal = ops_fatal,
 	.queue_setup = nfd_queue_setup,
 	.queue_teardown = nfd_queue_teardown,
@@ -588,15 +665,53 @@ static int resume_hypervisor(struct gr_rt *rt, const struct pv_resume_info *info
 	return 0;
 }
 
+/* The connections to the old host's xenstored are closed a little after
+ * the devices are on their way (closing costs time the blackout need not
+ * pay), or when the bus stops. */
+static void close_old_xs(struct gr_rt *rt)
+{
+	if (rt->old_xs_timer > 0)
+		pv_loop_cancel_timer(rt->loop, rt->old_xs_timer);
+	rt->old_xs_timer = 0;
+	if (rt->old_xs)
+		xs_close(rt->old_xs);
+	xsc_close(rt->old_xsc);
+	rt->old_xs = NULL;
+	rt->old_xsc = NULL;
+}
+
+static int bus_watches(struct gr_rt *rt);
+
+/* What the resume left for later: the bus watches (their registration and
+ * first firings cost round trips while the devices reconnect; registering
+ * them a few ms late loses nothing, since a watch fires once at once), and
+ * the old connections. */
+static void after_resume(struct pv_loop *loop, void *arg)
+{
+	struct gr_rt *rt = arg;
+	int r;
+
+	(void)loop;
+	rt->old_xs_timer = 0;
+	if (rt->xs && (r = bus_watches(rt)) < 0)
+		pv_err("xenstore at %s: %s: the guest cannot reach its devices", rt->xs_path, strerror(-r));
+	close_old_xs(rt);
+}
+
 /* xs_resume on the new host, then xenbus_dev_resume for every device. */
 static void resume_devices(struct gr_rt *rt, const char *xs_path)
 {
 	int r;
 
-	xs_disconnect(rt);
+	close_old_xs(rt);   /* of an earlier move, if still there */
+	rt->old_xs = rt->xs;   /* its loop fd went at suspend */
+	rt->old_xsc = rt->xsc;
+	rt->xs = NULL;
+	rt->xsc = NULL;
 	r = xs_connect(rt, xs_path);
-	if (r < 0 || (r = bus_watches(rt)) < 0) {
+	if (r < 0) {
 		pv_err("xenstore at %s: %s: the guest cannot reach its devices", xs_path, strerror(-r));
+		close_old_xs(rt);
 		return;
 	}
 	for (struct gr_dev *g = rt->devs; g; g = g->next) {
@@ -619,6 +734,11 @@ static void resume_devices(struct gr_rt *rt, const char *xs_path)
 		nf_resume(d);
 		watch_otherend(g);
 		arm_connect_timer(g);
+	}
+	rt->old_xs_timer = pv_loop_add_timer(rt->loop, 10000000, after_resume, rt);
+	if (rt->old_xs_timer < 0) {
+		rt->old_xs_timer = 0;
+		after_resume(rt->loop, rt);
 	}
 }
 
@@ -692,6 +812,7 @@ int gr_bus_start(struct gr_rt *rt)
 
 void gr_bus_stop(struct gr_rt *rt)
 {
+	close_old_xs(rt);
 	rt->stopping = true;
 	while (rt->devs)
 		remove_device(rt, rt->devs);
