@@ -22,7 +22,8 @@ sleep 2
 
 to=$HB
 for i in $(seq 1 "$N"); do
-	if $PV --json migrate "$G" "$to" > "$PV_TMP/m$i.json" 2> "$PV_TMP/m$i.err"; then
+	# Bounded: a migration that hangs fails this test instead of stalling it.
+	if timeout 150 $PV --json migrate "$G" "$to" > "$PV_TMP/m$i.json" 2> "$PV_TMP/m$i.err"; then
 		r=$(cat "$PV_TMP/m$i.json")
 		python3 - "$r" "$i" <<'PY'
 import json, sys
@@ -36,12 +37,17 @@ PY
 		pv_check "migration $i: TCP connections alive" python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["tcp_before"] > 0 and r["tcp_alive"] == r["tcp_before"] else 1)' "$r"
 		pv_check "migration $i: GARP seen on the destination bridge before the first reply" python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r.get("garp_seen") and r.get("garp_before_first_reply") else 1)' "$r"
 	else
-		pv_check "migration $i: $(cat "$PV_TMP/m$i.err")" false
+		rc=$?
+		pv_check "migration $i: $(cat "$PV_TMP/m$i.err") (exit $rc)" false
 	fi
 	[ "$to" = "$HB" ] && to=$HA || to=$HB
 	sleep 1
 done
+# A stream to a guest that stopped answering would retransmit for minutes:
+# give iperf3 its duration plus a margin, then stop it (the check below fails).
+( sleep $((N * 3 + 40)); kill $iperf 2>/dev/null ) & watchdog=$!
 wait $iperf
+kill $watchdog 2>/dev/null
 kill -INT $ping; wait $ping
 pv_check "the TCP stream survived every migration" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(1 if "error" in d else 0)' "$PV_TMP/iperf.json"
 echo "# ping: $(grep 'packets transmitted' "$PV_TMP/ping.txt")"
