@@ -279,7 +279,9 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 
 	printf("[3/5] traffic: ping every 10 ms and an iperf3 TCP stream, client -> guest\n");
 	{
-		unsigned secs = 4 + migrations * gap_ms / 1000 + 1 + 4;
+		/* Long enough for every migration: each takes its gap plus up
+		 * to ~1.5 s (the migration and its probes' settling). */
+		unsigned secs = 4 + migrations * (gap_ms + 1500) / 1000 + 3;
 		snprintf(dur, sizeof(dur), "%u", secs);
 		snprintf(path, sizeof(path), "%s/iperf3-server.log", c->root);
 		char *srv[] = { "ip", "netns", "exec", gns, "iperf3", "-s", "-1", NULL };
