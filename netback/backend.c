@@ -714,7 +714,7 @@ static void probe(struct nb_daemon *d, uint32_t domid, uint32_t devid)
 	read_plug_config(dev);
 
 	/* backend_create_xenvif + the hotplug script. */
-	dev->vif = nb_vif_create(dev->fe_domid, devid, d->o.max_queues, err, sizeof(err));
+	dev->vif = nb_vif_create(dev->fe_domid, devid, d->o.max_queues, d->hv_path, err, sizeof(err));
 	if (!dev->vif) {
 		dev_fatal(dev, -errno, "creating interface: %s", err);
 		return;

@@ -308,10 +308,14 @@ static int setup(struct nb_queue *q)
 {
 	int r;
 
-	q->gt = pv_gnttab_open(q->cfg.hv_path);
+	/* Handed over opened when the vif was made (saves two connections to
+	 * the hypervisor per queue in the blackout), else opened here. */
+	q->gt = q->cfg.gt ? q->cfg.gt : pv_gnttab_open(q->cfg.hv_path);
+	q->cfg.gt = NULL;
 	if (!q->gt)
 		return -errno;
-	q->ec = pv_evtchn_open(q->cfg.hv_path);
+	q->ec = q->cfg.ec ? q->cfg.ec : pv_evtchn_open(q->cfg.hv_path);
+	q->cfg.ec = NULL;
 	if (!q->ec)
 		return -errno;
 	if ((r = map_rings(q)) < 0 || (r = bind_ports(q)) < 0)
@@ -469,6 +473,11 @@ static void queue_free(struct nb_queue *q)
 {
 	if (!q)
 		return;
+	/* Handles handed over but never taken by a thread that did not run. */
+	if (q->cfg.gt)
+		pv_gnttab_close(q->cfg.gt);
+	if (q->cfg.ec)
+		pv_evtchn_close(q->cfg.ec);
 	if (q->stop_efd >= 0)
 		close(q->stop_efd);
 	pthread_mutex_destroy(&q->init_lock);
@@ -496,6 +505,10 @@ int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 
 	if (!q) {
 		snprintf(err, errlen, "allocating queue");
+		if (cfg->gt)
+			pv_gnttab_close(cfg->gt);
+		if (cfg->ec)
+			pv_evtchn_close(cfg->ec);
 		return -ENOMEM;
 	}
 	q->cfg = *cfg;

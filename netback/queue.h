@@ -76,11 +76,17 @@ struct nb_queue_cfg {
 	struct nb_vif_caps caps;
 	unsigned fatal_slots;
 	const char *hv_path;           /* hypervisor socket (dom0) */
+	/* Handles opened ahead (nb_vif_create), or NULL: the queue then opens
+	 * its own. Owned by the queue from nb_queue_spawn on, even on failure. */
+	struct pv_gnttab *gt;
+	struct pv_evtchn *ec;
 	const struct nb_own_mem *own;  /* for the small-packet copy path (NULL: maps only) */
 	uint64_t credit_bytes, credit_usec;  /* `rate`; credit_usec 0 = unlimited */
 };
 
 struct nb_queue;
+struct pv_gnttab;
+struct pv_evtchn;
 
 int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *err, size_t errlen);
 int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen);

@@ -15,6 +15,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hypervisor/evtchn.h"
+#include "hypervisor/gnttab.h"
 #include "netif/link.h"
 #include "netif/tap.h"
 
@@ -31,6 +33,10 @@ struct nb_vif {
 	unsigned last_nqueues;
 	uint64_t connected_ns;
 	bool connected;
+	/* Hypervisor handles opened at creation for the first connection's
+	 * queues (moved to them at connect). */
+	struct pv_gnttab *pre_gt[NB_MAX_QUEUES_LIMIT];
+	struct pv_evtchn *pre_ec[NB_MAX_QUEUES_LIMIT];
 
 	int event_fd;
 	_Atomic unsigned events;
@@ -44,8 +50,20 @@ struct nb_vif {
 	unsigned nmcast;
 };
 
+static void close_preopened(struct nb_vif *vif)
+{
+	for (unsigned i = 0; i < NB_MAX_QUEUES_LIMIT; i++) {
+		if (vif->pre_gt[i])
+			pv_gnttab_close(vif->pre_gt[i]);
+		if (vif->pre_ec[i])
+			pv_evtchn_close(vif->pre_ec[i]);
+		vif->pre_gt[i] = NULL;
+		vif->pre_ec[i] = NULL;
+	}
+}
+
 struct nb_vif *nb_vif_create(uint32_t domid, uint32_t devid, unsigned max_queues,
-			     char *err, size_t errlen)
+			     const char *hv_path, char *err, size_t errlen)
 {
 	static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
 	struct nb_vif *vif;
@@ -89,6 +107,12 @@ struct nb_vif *nb_vif_create(uint32_t domid, uint32_t devid, unsigned max_queues
 			snprintf(err, errlen, "detaching TAP queue %u of %s: %s", i, vif->name, strerror(-r));
 			goto fail;
 		}
+	/* The same for the queues' hypervisor handles: opened now, not while
+	 * the frontend waits. One that fails to open is opened by its queue. */
+	for (unsigned i = 0; hv_path && i < max_queues && i < NB_MAX_QUEUES_LIMIT; i++) {
+		vif->pre_gt[i] = pv_gnttab_open(hv_path);
+		vif->pre_ec[i] = pv_evtchn_open(hv_path);
+	}
 	return vif;
 fail:
 	nb_vif_destroy(vif);
@@ -125,6 +149,7 @@ void nb_vif_destroy(struct nb_vif *vif)
 	if (!vif)
 		return;
 	nb_vif_disconnect(vif);
+	close_preopened(vif);
 	nif_tap_close(&vif->tap);
 	if (vif->event_fd >= 0)
 		close(vif->event_fd);
@@ -244,6 +269,10 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 		cfgs[i].id = i;
 		cfgs[i].tap_fd = vif->tap.fds[i];
 		cfgs[i].caps = *caps;
+		cfgs[i].gt = vif->pre_gt[i];
+		cfgs[i].ec = vif->pre_ec[i];
+		vif->pre_gt[i] = NULL;
+		vif->pre_ec[i] = NULL;
 		r = nb_queue_spawn(&cfgs[i], &vif->queues[i], err, errlen);
 		if (r == 0)
 			vif->nqueues = i + 1;

@@ -6,7 +6,9 @@
  * What: nb_vif_create() makes the TAP at probe time (as Linux registers the
  * netdev at probe) with the daemon's maximum number of queues, MAC
  * fe:ff:ff:ff:ff:ff (Linux's vif MAC, never the bridge's lowest), carrier
- * off; nb_vif_plug() does what the vif-bridge hotplug script does: MTU,
+ * off, only TAP queue 0 attached, and (given hv_path) a grant-table and an
+ * event-channel handle per queue opened ahead for the first connection;
+ * nb_vif_plug() does what the vif-bridge hotplug script does: MTU,
  * bridge, link up. nb_vif_connect() sets the TAP offloads from the frontend's
  * features, attaches as many TAP queues as netif queues (detaching the rest),
  * starts the queues and turns the carrier on; nb_vif_disconnect() undoes it.
@@ -35,7 +37,7 @@
 struct nb_vif;
 
 struct nb_vif *nb_vif_create(uint32_t domid, uint32_t devid, unsigned max_queues,
-			     char *err, size_t errlen);
+			     const char *hv_path, char *err, size_t errlen);
 /* The hotplug script's part: MTU, enslave to `bridge`, link up. */
 int nb_vif_plug(struct nb_vif *vif, const char *bridge, unsigned mtu, char *err, size_t errlen);
 void nb_vif_destroy(struct nb_vif *vif);
