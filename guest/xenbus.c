@@ -189,11 +189,20 @@ static int ops_read_keys(void *env, struct nf_dev *d, struct nf_rkey *k, unsigne
 		ops[i].path = paths[i];
 	}
 	r = xsc_batch(rt->xsc, 0, ops, n);
+	if (r < 0) {
+		/* The pipelined connection is unusable: one at a time from now on. */
+		pv_warn("xenstore: pipelined reads failed (%s): falling back to one request at a time",
+			strerror(-r));
+		xsc_ops_free(ops, n);
+		xsc_close(rt->xsc);
+		rt->xsc = NULL;
+		for (unsigned i = 0; i < n; i++)
+			k[i].r = ops_read(env, d, k[i].backend, k[i].key, k[i].buf, sizeof(k[i].buf));
+		return 0;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		k[i].buf[0] = '\0';
-		if (r < 0)
-			k[i].r = r;
-		else if (ops[i].err)
+		if (ops[i].err)
 			k[i].r = -ops[i].err;
 		else if (ops[i].rlen >= sizeof(k[i].buf))
 			k[i].r = -E2BIG;
@@ -203,7 +212,7 @@ static int ops_read_keys(void *env, struct nf_dev *d, struct nf_rkey *k, unsigne
 		}
 	}
 	xsc_ops_free(ops, n);
-	return r;
+	return 0;
 }
 
 /* xenbus_dev_fatal: error/<nodename>/error = "<err> <msg>", then Closing. */
