@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "guest/runtime.h"
 
@@ -26,60 +27,7 @@ struct gr_control {
 	atomic_bool stop;
 };
 
-/* A growing string. */
-struct out {
-	char *p;
-	size_t n, cap;
-	bool oom;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int m;
-
-	if (o->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		m = vsnprintf(o->p ? o->p + o->n : NULL, o->p ? o->cap - o->n : 0, fmt, ap);
-		va_end(ap);
-		if (m < 0)
-			return;
-		if (o->p && o->n + (size_t)m < o->cap) {
-			o->n += (size_t)m;
-			return;
-		}
-		size_t cap = o->cap ? o->cap * 2 : 4096;
-		while (cap < o->n + (size_t)m + 1)
-			cap *= 2;
-		char *np = realloc(o->p, cap);
-		if (!np) {
-			o->oom = true;
-			return;
-		}
-		o->p = np;
-		o->cap = cap;
-	}
-}
-
-static void out_json_str(struct out *o, const char *s)
-{
-	out_printf(o, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			out_printf(o, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			out_printf(o, "\\u%04x", c);
-		else
-			out_printf(o, "%c", c);
-	}
-	out_printf(o, "\"");
-}
-
-static void answer_trace(struct gr_rt *rt, struct out *o, enum gr_trace_fmt fmt, bool filter)
+static void answer_trace(struct gr_rt *rt, struct pv_sbuf *o, enum gr_trace_fmt fmt, bool filter)
 {
 	unsigned cap = rt->o.trace_capacity ? rt->o.trace_capacity : 16384;
 	struct gr_trace_rec *recs = malloc(sizeof(*recs) * cap);
@@ -95,7 +43,7 @@ static void answer_trace(struct gr_rt *rt, struct out *o, enum gr_trace_fmt fmt,
 		if (filter && !gr_trace_norm_keep(&recs[i]))
 			continue;
 		gr_trace_render(&recs[i], fmt, line, sizeof(line));
-		out_printf(o, "%s", line);
+		pv_sbuf_printf(o, "%s", line);
 	}
 	free(recs);
 }
@@ -107,7 +55,7 @@ static const char *mode_name(enum nf_mode m)
 
 #define U(x) ((unsigned long long)atomic_load(&(x)))
 
-static void queue_json(struct out *o, struct nf_dev *d, unsigned i)
+static void queue_json(struct pv_sbuf *o, struct nf_dev *d, unsigned i)
 {
 	struct nf_queue *q = &d->queues[i];
 	RING_IDX txp = 0, txc = 0, txr = 0, rxp = 0, rxc = 0, rxr = 0;
@@ -129,14 +77,14 @@ static void queue_json(struct out *o, struct nf_dev *d, unsigned i)
 	backlog = q->backlog_len;
 	pthread_mutex_unlock(&q->rx_lock);
 	pthread_mutex_unlock(&q->tx_lock);
-	out_printf(o, "{\"id\":%u,\"live\":%s,\"txq\":\"%s\",\"tx_req_prod\":%u,\"tx_rsp_cons\":%u,"
+	pv_sbuf_printf(o, "{\"id\":%u,\"live\":%s,\"txq\":\"%s\",\"tx_req_prod\":%u,\"tx_rsp_cons\":%u,"
 		   "\"tx_rsp_prod\":%u,\"tx_free_slots\":%u,\"rx_req_prod\":%u,\"rx_rsp_cons\":%u,"
 		   "\"rx_rsp_prod\":%u,\"tx_evtchn\":%u,\"rx_evtchn\":%u,\"backlog\":%u,",
 		   i, live ? "true" : "false",
 		   i < d->num_txq ? (atomic_load(&d->txq[i].stopped) ? "stopped" : "started") : "none",
 		   txp, txc, txr, tx_free, rxp, rxc, rxr, live ? q->tx_evtchn : 0, live ? q->rx_evtchn : 0,
 		   backlog);
-	out_printf(o, "\"tx_packets\":%llu,\"tx_bytes\":%llu,\"tx_dropped\":%llu,\"tx_errors\":%llu,"
+	pv_sbuf_printf(o, "\"tx_packets\":%llu,\"tx_bytes\":%llu,\"tx_dropped\":%llu,\"tx_errors\":%llu,"
 		   "\"tx_race\":%llu,\"tx_reposted\":%llu,\"tx_announce\":%llu,\"rx_packets\":%llu,\"rx_bytes\":%llu,"
 		   "\"rx_dropped\":%llu,\"rx_errors\":%llu,\"rx_gso_checksum_fixup\":%llu,"
 		   "\"events\":%llu,\"spurious_events\":%llu}",
@@ -148,7 +96,7 @@ static void queue_json(struct out *o, struct nf_dev *d, unsigned i)
 }
 
 struct dev_ctx {
-	struct out *o;
+	struct pv_sbuf *o;
 	unsigned n;
 	bool json;
 };
@@ -156,64 +104,64 @@ struct dev_ctx {
 static void dev_json(void *arg, struct nf_dev *d)
 {
 	struct dev_ctx *c = arg;
-	struct out *o = c->o;
+	struct pv_sbuf *o = c->o;
 	unsigned nq;
 
 	if (c->n++)
-		out_printf(o, ",");
+		pv_sbuf_printf(o, ",");
 	pthread_mutex_lock(&d->lock);
-	out_printf(o, "\n  {\"node\":");
-	out_json_str(o, d->nodename);
-	out_printf(o, ",\"ifname\":");
-	out_json_str(o, d->p.ifname);
-	out_printf(o, ",\"state\":\"%s\",\"backend\":", gr_xenbus_state_name(d->state));
-	out_json_str(o, d->otherend);
-	out_printf(o, ",\"backend_id\":%u,\"backend_state\":\"%s\",\"registered\":%s,", d->otherend_id,
+	pv_sbuf_printf(o, "\n  {\"node\":");
+	pv_sbuf_json_str(o, d->nodename);
+	pv_sbuf_printf(o, ",\"ifname\":");
+	pv_sbuf_json_str(o, d->p.ifname);
+	pv_sbuf_printf(o, ",\"state\":\"%s\",\"backend\":", gr_xenbus_state_name(d->state));
+	pv_sbuf_json_str(o, d->otherend);
+	pv_sbuf_printf(o, ",\"backend_id\":%u,\"backend_state\":\"%s\",\"registered\":%s,", d->otherend_id,
 		   gr_xenbus_state_name(d->backend_state), d->registered ? "true" : "false");
-	out_printf(o, "\"running\":%s,\"present\":%s,\"carrier\":%s,\"broken\":%s,\"broken_reason\":",
+	pv_sbuf_printf(o, "\"running\":%s,\"present\":%s,\"carrier\":%s,\"broken\":%s,\"broken_reason\":",
 		   atomic_load(&d->running) ? "true" : "false", atomic_load(&d->present) ? "true" : "false",
 		   atomic_load(&d->carrier) ? "true" : "false", atomic_load(&d->broken) ? "true" : "false");
-	out_json_str(o, d->broken_reason);
-	out_printf(o, ",\"last_error\":");
-	out_json_str(o, d->last_error);
+	pv_sbuf_json_str(o, d->broken_reason);
+	pv_sbuf_printf(o, ",\"last_error\":");
+	pv_sbuf_json_str(o, d->last_error);
 	pthread_mutex_unlock(&d->lock);
 	nq = atomic_load(&d->num_queues);
-	out_printf(o, ",\"race\":%llu,\"resumes\":%llu,\"connects\":%llu,\"announce_gate\":%s,"
+	pv_sbuf_printf(o, ",\"race\":%llu,\"resumes\":%llu,\"connects\":%llu,\"announce_gate\":%s,"
 		   "\"announce_gate_ms\":%.3f,\"num_queues\":%u,\"tap_queues\":%u,\"num_tx_queues\":%u,"
 		   "\"queues\":[",
 		   U(d->race), U(d->resumes), U(d->connects), atomic_load(&d->ann_gate) ? "true" : "false",
 		   (double)atomic_load(&d->ann_gate_ns) / 1e6, nq, atomic_load(&d->tap_queues), d->num_txq);
 	for (unsigned i = 0; i < PV_MAX(nq, d->num_txq); i++) {
-		out_printf(o, "%s\n    ", i ? "," : "");
+		pv_sbuf_printf(o, "%s\n    ", i ? "," : "");
 		queue_json(o, d, i);
 	}
-	out_printf(o, "]}");
+	pv_sbuf_printf(o, "]}");
 }
 
 static void dev_state(void *arg, struct nf_dev *d)
 {
 	struct dev_ctx *c = arg;
-	struct out *o = c->o;
+	struct pv_sbuf *o = c->o;
 
 	pthread_mutex_lock(&d->lock);
-	out_printf(o, "%s ifname=%s state=%s backend=%s backend_id=%u backend_state=%s running=%d "
+	pv_sbuf_printf(o, "%s ifname=%s state=%s backend=%s backend_id=%u backend_state=%s running=%d "
 		   "present=%d carrier=%d broken=%d race=%llu queues=%u tap_queues=%u num_tx_queues=%u",
 		   d->nodename, d->p.ifname, gr_xenbus_state_name(d->state), d->otherend, d->otherend_id,
 		   gr_xenbus_state_name(d->backend_state), atomic_load(&d->running),
 		   atomic_load(&d->present), atomic_load(&d->carrier), atomic_load(&d->broken), U(d->race),
 		   atomic_load(&d->num_queues), atomic_load(&d->tap_queues), d->num_txq);
 	if (d->broken_reason[0])
-		out_printf(o, " broken_reason=\"%s\"", d->broken_reason);
+		pv_sbuf_printf(o, " broken_reason=\"%s\"", d->broken_reason);
 	if (d->last_error[0])
-		out_printf(o, " last_error=\"%s\"", d->last_error);
-	out_printf(o, "\n");
+		pv_sbuf_printf(o, " last_error=\"%s\"", d->last_error);
+	pv_sbuf_printf(o, "\n");
 	pthread_mutex_unlock(&d->lock);
 	c->n++;
 }
 
 char *gr_control_answer(struct gr_rt *rt, const char *cmd)
 {
-	struct out o = { 0 };
+	struct pv_sbuf o = { 0 };
 	struct dev_ctx c = { .o = &o };
 
 	if (!strcmp(cmd, "trace")) {
@@ -223,26 +171,26 @@ char *gr_control_answer(struct gr_rt *rt, const char *cmd)
 	} else if (!strcmp(cmd, "trace-norm")) {
 		answer_trace(rt, &o, GR_TRACE_NORM, true);
 	} else if (!strcmp(cmd, "stats")) {
-		out_printf(&o, "{\"domid\":%u,\"mode\":\"%s\",\"suspends\":%llu,\"suspends_cancelled\":%llu,"
+		pv_sbuf_printf(&o, "{\"domid\":%u,\"mode\":\"%s\",\"suspends\":%llu,\"suspends_cancelled\":%llu,"
 			   "\"moves\":%llu,\"devices\":[", rt->hvc ? rt->hvc->domid : 0, mode_name(rt->o.mode),
 			   U(rt->suspends), U(rt->suspends_cancelled), U(rt->moves));
 		gr_bus_foreach(rt, dev_json, &c);
-		out_printf(&o, "]}\n");
+		pv_sbuf_printf(&o, "]}\n");
 	} else if (!strcmp(cmd, "state")) {
-		out_printf(&o, "domid=%u mode=%s suspends=%llu suspends_cancelled=%llu moves=%llu "
+		pv_sbuf_printf(&o, "domid=%u mode=%s suspends=%llu suspends_cancelled=%llu moves=%llu "
 			   "trace_events=%llu\n", rt->hvc ? rt->hvc->domid : 0, mode_name(rt->o.mode),
 			   U(rt->suspends), U(rt->suspends_cancelled), U(rt->moves),
 			   (unsigned long long)gr_trace_last_seq(rt->trace));
 		gr_bus_foreach(rt, dev_state, &c);
 	} else {
-		out_printf(&o, "commands: trace, trace-json, trace-norm, stats, state\n");
+		pv_sbuf_printf(&o, "commands: trace, trace-json, trace-norm, stats, state\n");
 	}
 	if (o.oom) {
 		free(o.p);
 		return NULL;
 	}
 	if (!o.p)
-		out_printf(&o, "%s", "");
+		pv_sbuf_printf(&o, "%s", "");
 	return o.p;
 }
 

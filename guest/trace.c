@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/xen.h"
+#include "common/sbuf.h"
 #include "common/util.h"
 
 struct gr_trace {
@@ -214,44 +215,11 @@ uint64_t gr_trace_dropped(struct gr_trace *t)
 	return d;
 }
 
-/* A bounded appender: never overflows, remembers that it truncated. */
-struct sbuf {
-	char *p;
-	size_t len, n;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+/* ,"key":"value" */
+static void sb_json_kv(struct pv_sbuf *b, const char *key, const char *s)
 {
-	va_list ap;
-	int m;
-
-	if (b->n + 1 >= b->len)
-		return;
-	va_start(ap, fmt);
-	m = vsnprintf(b->p + b->n, b->len - b->n, fmt, ap);
-	va_end(ap);
-	if (m < 0)
-		return;
-	b->n += (size_t)m;
-	if (b->n >= b->len)
-		b->n = b->len - 1;
-}
-
-/* JSON string body: escape quotes, backslashes and control bytes. */
-static void sb_json_str(struct sbuf *b, const char *key, const char *s)
-{
-	sb_printf(b, ",\"%s\":\"", key);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			sb_printf(b, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			sb_printf(b, "\\u%04x", c);
-		else
-			sb_printf(b, "%c", c);
-	}
-	sb_printf(b, "\"");
+	pv_sbuf_printf(b, ",\"%s\":", key);
+	pv_sbuf_json_str(b, s);
 }
 
 static const char *rec_dev(const struct gr_trace_rec *r)
@@ -259,94 +227,94 @@ static const char *rec_dev(const struct gr_trace_rec *r)
 	return r->ifname[0] ? r->ifname : r->node;
 }
 
-static void render_klog(const struct gr_trace_rec *r, struct sbuf *b)
+static void render_klog(const struct gr_trace_rec *r, struct pv_sbuf *b)
 {
 	const char *fn = (unsigned)r->ev < GR_EV__COUNT ? ev_funcs[r->ev] : "?";
 
-	sb_printf(b, "[%5llu.%06llu] ", (unsigned long long)(r->t_ns / 1000000000u),
+	pv_sbuf_printf(b, "[%5llu.%06llu] ", (unsigned long long)(r->t_ns / 1000000000u),
 		  (unsigned long long)(r->t_ns % 1000000000u / 1000u));
 	switch (r->ev) {
 	case GR_EV_SUSPEND:
-		sb_printf(b, "xen_manage: %s() suspending xenstore...", fn);
+		pv_sbuf_printf(b, "xen_manage: %s() suspending xenstore...", fn);
 		break;
 	case GR_EV_TX_START_QUEUE:
 	case GR_EV_TX_STOP_QUEUE:
 	case GR_EV_TX_WAKE_QUEUE:
-		sb_printf(b, "xen_netfront: %s() %s, tx-%d", fn, rec_dev(r), r->queue);
+		pv_sbuf_printf(b, "xen_netfront: %s() %s, tx-%d", fn, rec_dev(r), r->queue);
 		break;
 	case GR_EV_BACKEND_CHANGED:
-		sb_printf(b, "xen_netfront: %s() %s backend_state=XenbusState%s dev->state=XenbusState%s",
+		pv_sbuf_printf(b, "xen_netfront: %s() %s backend_state=XenbusState%s dev->state=XenbusState%s",
 			  fn, r->node, gr_xenbus_state_name(r->state), gr_xenbus_state_name(r->state2));
 		break;
 	case GR_EV_SWITCH_STATE:
-		sb_printf(b, "xen_netfront: %s() %s XenbusState%s", fn, r->node,
+		pv_sbuf_printf(b, "xen_netfront: %s() %s XenbusState%s", fn, r->node,
 			  gr_xenbus_state_name(r->state));
 		break;
 	case GR_EV_OPEN:
 	case GR_EV_CLOSE:
-		sb_printf(b, "xen_netfront: %s() %s by %s", fn, rec_dev(r), gr_how_name(r->how));
+		pv_sbuf_printf(b, "xen_netfront: %s() %s by %s", fn, rec_dev(r), gr_how_name(r->how));
 		break;
 	case GR_EV_BROKEN:
-		sb_printf(b, "xen_netfront: %s: Disabled for further use: %s", rec_dev(r), r->text);
+		pv_sbuf_printf(b, "xen_netfront: %s: Disabled for further use: %s", rec_dev(r), r->text);
 		break;
 	case GR_EV_PROBE:
 	case GR_EV_CONNECT:
 	case GR_EV_RESUME:
 	case GR_EV_REMOVE:
-		sb_printf(b, "xen_netfront: %s() %s", fn, r->node);
+		pv_sbuf_printf(b, "xen_netfront: %s() %s", fn, r->node);
 		break;
 	default:
-		sb_printf(b, "xen_netfront: %s() %s", fn, rec_dev(r));
+		pv_sbuf_printf(b, "xen_netfront: %s() %s", fn, rec_dev(r));
 		break;
 	}
 	if (r->text[0] && r->ev != GR_EV_BROKEN)
-		sb_printf(b, " (%s)", r->text);
+		pv_sbuf_printf(b, " (%s)", r->text);
 }
 
-static void render_json(const struct gr_trace_rec *r, struct sbuf *b)
+static void render_json(const struct gr_trace_rec *r, struct pv_sbuf *b)
 {
-	sb_printf(b, "{\"seq\":%llu,\"t\":%llu.%06llu", (unsigned long long)r->seq,
+	pv_sbuf_printf(b, "{\"seq\":%llu,\"t\":%llu.%06llu", (unsigned long long)r->seq,
 		  (unsigned long long)(r->t_ns / 1000000000u),
 		  (unsigned long long)(r->t_ns % 1000000000u / 1000u));
-	sb_json_str(b, "event", gr_ev_name(r->ev));
+	sb_json_kv(b, "event", gr_ev_name(r->ev));
 	if (r->node[0])
-		sb_json_str(b, "node", r->node);
+		sb_json_kv(b, "node", r->node);
 	if (r->ifname[0])
-		sb_json_str(b, "ifname", r->ifname);
+		sb_json_kv(b, "ifname", r->ifname);
 	if (r->queue >= 0)
-		sb_printf(b, ",\"queue\":%d", r->queue);
+		pv_sbuf_printf(b, ",\"queue\":%d", r->queue);
 	if (r->ev == GR_EV_BACKEND_CHANGED) {
-		sb_json_str(b, "backend_state", gr_xenbus_state_name(r->state));
-		sb_json_str(b, "state", gr_xenbus_state_name(r->state2));
+		sb_json_kv(b, "backend_state", gr_xenbus_state_name(r->state));
+		sb_json_kv(b, "state", gr_xenbus_state_name(r->state2));
 	} else if (r->state >= 0) {
-		sb_json_str(b, "state", gr_xenbus_state_name(r->state));
+		sb_json_kv(b, "state", gr_xenbus_state_name(r->state));
 	}
 	if (r->ev == GR_EV_OPEN || r->ev == GR_EV_CLOSE)
-		sb_json_str(b, "how", gr_how_name(r->how));
+		sb_json_kv(b, "how", gr_how_name(r->how));
 	if (r->text[0])
-		sb_json_str(b, r->ev == GR_EV_BROKEN ? "reason" : "text", r->text);
-	sb_printf(b, "}");
+		sb_json_kv(b, r->ev == GR_EV_BROKEN ? "reason" : "text", r->text);
+	pv_sbuf_printf(b, "}");
 }
 
-static void render_norm(const struct gr_trace_rec *r, struct sbuf *b)
+static void render_norm(const struct gr_trace_rec *r, struct pv_sbuf *b)
 {
-	sb_printf(b, "%s", gr_ev_name(r->ev));
+	pv_sbuf_printf(b, "%s", gr_ev_name(r->ev));
 	switch (r->ev) {
 	case GR_EV_TX_START_QUEUE:
 	case GR_EV_TX_STOP_QUEUE:
 	case GR_EV_TX_WAKE_QUEUE:
-		sb_printf(b, " %s tx-%d", rec_dev(r), r->queue);
+		pv_sbuf_printf(b, " %s tx-%d", rec_dev(r), r->queue);
 		break;
 	case GR_EV_BACKEND_CHANGED:
-		sb_printf(b, " %s %s %s", r->node, gr_xenbus_state_name(r->state),
+		pv_sbuf_printf(b, " %s %s %s", r->node, gr_xenbus_state_name(r->state),
 			  gr_xenbus_state_name(r->state2));
 		break;
 	case GR_EV_SWITCH_STATE:
-		sb_printf(b, " %s %s", r->node, gr_xenbus_state_name(r->state));
+		pv_sbuf_printf(b, " %s %s", r->node, gr_xenbus_state_name(r->state));
 		break;
 	case GR_EV_OPEN:
 	case GR_EV_CLOSE:
-		sb_printf(b, " %s %s", rec_dev(r), gr_how_name(r->how));
+		pv_sbuf_printf(b, " %s %s", rec_dev(r), gr_how_name(r->how));
 		break;
 	case GR_EV_SUSPEND:
 		break;
@@ -354,10 +322,10 @@ static void render_norm(const struct gr_trace_rec *r, struct sbuf *b)
 	case GR_EV_CONNECT:
 	case GR_EV_RESUME:
 	case GR_EV_REMOVE:
-		sb_printf(b, " %s", r->node);
+		pv_sbuf_printf(b, " %s", r->node);
 		break;
 	default:
-		sb_printf(b, " %s", rec_dev(r));
+		pv_sbuf_printf(b, " %s", rec_dev(r));
 		break;
 	}
 }
@@ -379,15 +347,14 @@ bool gr_trace_norm_keep(const struct gr_trace_rec *r)
 
 size_t gr_trace_render(const struct gr_trace_rec *r, enum gr_trace_fmt fmt, char *buf, size_t len)
 {
-	struct sbuf b = { .p = buf, .len = len };
+	struct pv_sbuf b;
 
 	if (len < 2) {
 		if (len)
 			buf[0] = '\0';
 		return 0;
 	}
-	buf[0] = '\0';
-	b.len = len - 1; /* room for the newline */
+	pv_sbuf_fixed(&b, buf, len - 1); /* room for the newline */
 	switch (fmt) {
 	case GR_TRACE_KLOG: render_klog(r, &b); break;
 	case GR_TRACE_JSON: render_json(r, &b); break;

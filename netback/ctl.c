@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "netback/xenbus.h"
 
@@ -34,60 +35,6 @@ struct nb_ctl {
 	char path[108];
 	struct ctl_client clients[CTL_MAX_CLIENTS];
 };
-
-/* ---- a tiny growing string ------------------------------------------------ */
-
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = (b->cap + (size_t)n + 1) * 2;
-		char *ns = realloc(b->s, ncap);
-		if (!ns) {
-			b->oom = true;
-			return;
-		}
-		b->s = ns;
-		b->cap = ncap;
-	}
-}
-
-static void sb_json_str(struct sbuf *b, const char *s)
-{
-	sb_printf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			sb_printf(b, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			sb_printf(b, "\\u%04x", c);
-		else
-			sb_printf(b, "%c", c);
-	}
-	sb_printf(b, "\"");
-}
 
 /* ---- stats --------------------------------------------------------------- */
 
@@ -111,9 +58,9 @@ static void dir_add(struct dir_sum *s, const struct nb_dir_stats *d)
 		s->last_ns = l;
 }
 
-static void dir_json(struct sbuf *b, const char *name, const struct dir_sum *s)
+static void dir_json(struct pv_sbuf *b, const char *name, const struct dir_sum *s)
 {
-	sb_printf(b, "\"%s\":{\"packets\":%llu,\"bytes\":%llu,\"dropped\":%llu,\"errors\":%llu,"
+	pv_sbuf_printf(b, "\"%s\":{\"packets\":%llu,\"bytes\":%llu,\"dropped\":%llu,\"errors\":%llu,"
 		  "\"first_ns\":%llu,\"last_ns\":%llu}", name, s->packets, s->bytes, s->dropped, s->errors,
 		  s->first_ns, s->last_ns);
 }
@@ -135,9 +82,9 @@ static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
 	m->credit_waits += LD(q->credit_waits);
 }
 
-static void misc_json(struct sbuf *b, const struct misc_sum *m)
+static void misc_json(struct pv_sbuf *b, const struct misc_sum *m)
 {
-	sb_printf(b, "\"gso_csum_fixups\":%llu,\"sw_csum\":%llu,\"spurious_events\":%llu,"
+	pv_sbuf_printf(b, "\"gso_csum_fixups\":%llu,\"sw_csum\":%llu,\"spurious_events\":%llu,"
 		  "\"map_batches\":%llu,\"copy_batches\":%llu,\"unmap_batches\":%llu,\"rx_stalls\":%llu,"
 		  "\"credit_waits\":%llu", m->gso_csum_fixups, m->sw_csum, m->spurious_events, m->map_batches,
 		  m->copy_batches, m->unmap_batches, m->rx_stalls, m->credit_waits);
@@ -155,17 +102,17 @@ static void sums_add(struct sums *s, const struct nb_qstats *q)
 	misc_add(&s->misc, q);
 }
 
-static void sums_json(struct sbuf *b, const struct sums *s)
+static void sums_json(struct pv_sbuf *b, const struct sums *s)
 {
 	dir_json(b, "from_guest", &s->from);
-	sb_printf(b, ",");
+	pv_sbuf_printf(b, ",");
 	dir_json(b, "to_guest", &s->to);
-	sb_printf(b, ",");
+	pv_sbuf_printf(b, ",");
 	misc_json(b, &s->misc);
 }
 
 struct json_ctx {
-	struct sbuf *b;
+	struct pv_sbuf *b;
 	const char *only;
 	unsigned n;
 };
@@ -173,7 +120,7 @@ struct json_ctx {
 static void vif_json(void *arg, const struct nb_dev_info *info)
 {
 	struct json_ctx *c = arg;
-	struct sbuf *b = c->b;
+	struct pv_sbuf *b = c->b;
 	struct nb_vif *vif = info->vif;
 	struct sums all = { 0 };
 	unsigned nq = vif ? nb_vif_nqueues(vif) : 0;
@@ -182,56 +129,56 @@ static void vif_json(void *arg, const struct nb_dev_info *info)
 	snprintf(name, sizeof(name), "vif%u.%u", info->domid, info->devid);
 	if (c->only && strcmp(c->only, name) != 0)
 		return;
-	sb_printf(b, "%s{\"name\":", c->n++ ? "," : "");
-	sb_json_str(b, name);
-	sb_printf(b, ",\"domid\":%u,\"devid\":%u,\"backend\":", info->domid, info->devid);
-	sb_json_str(b, info->backend);
-	sb_printf(b, ",\"frontend\":");
-	sb_json_str(b, info->frontend);
-	sb_printf(b, ",\"bridge\":");
-	sb_json_str(b, info->bridge);
-	sb_printf(b, ",\"state\":%d,\"state_name\":\"%s\",\"frontend_state\":%d,\"frontend_state_name\":\"%s\"",
+	pv_sbuf_printf(b, "%s{\"name\":", c->n++ ? "," : "");
+	pv_sbuf_json_str(b, name);
+	pv_sbuf_printf(b, ",\"domid\":%u,\"devid\":%u,\"backend\":", info->domid, info->devid);
+	pv_sbuf_json_str(b, info->backend);
+	pv_sbuf_printf(b, ",\"frontend\":");
+	pv_sbuf_json_str(b, info->frontend);
+	pv_sbuf_printf(b, ",\"bridge\":");
+	pv_sbuf_json_str(b, info->bridge);
+	pv_sbuf_printf(b, ",\"state\":%d,\"state_name\":\"%s\",\"frontend_state\":%d,\"frontend_state_name\":\"%s\"",
 		  info->state, nb_xb_state_name(info->state), info->frontend_state,
 		  nb_xb_state_name(info->frontend_state));
-	sb_printf(b, ",\"connected\":%s,\"disabled\":%s,\"reason\":",
+	pv_sbuf_printf(b, ",\"connected\":%s,\"disabled\":%s,\"reason\":",
 		  vif && nb_vif_connected(vif) ? "true" : "false", vif && nb_vif_disabled(vif) ? "true" : "false");
-	sb_json_str(b, vif ? nb_vif_reason(vif) : "");
-	sb_printf(b, ",\"queues\":%u,\"connected_ns\":%llu", nq,
+	pv_sbuf_json_str(b, vif ? nb_vif_reason(vif) : "");
+	pv_sbuf_printf(b, ",\"queues\":%u,\"connected_ns\":%llu", nq,
 		  vif ? (unsigned long long)nb_vif_connected_ns(vif) : 0ULL);
 	for (unsigned q = 0; q < nq; q++)
 		sums_add(&all, nb_vif_queue_stats(vif, q));
 	/* The vif netdev's view, as Linux counts: tx = to the guest, rx = from
 	 * it (what the toolstack reads for a migration's blackout). */
-	sb_printf(b, ",\"first_tx_ns\":%llu,\"last_tx_ns\":%llu,\"first_rx_ns\":%llu,\"last_rx_ns\":%llu",
+	pv_sbuf_printf(b, ",\"first_tx_ns\":%llu,\"last_tx_ns\":%llu,\"first_rx_ns\":%llu,\"last_rx_ns\":%llu",
 		  all.to.first_ns, all.to.last_ns, all.from.first_ns, all.from.last_ns);
-	sb_printf(b, ",");
+	pv_sbuf_printf(b, ",");
 	sums_json(b, &all);
-	sb_printf(b, ",\"per_queue\":[");
+	pv_sbuf_printf(b, ",\"per_queue\":[");
 	for (unsigned q = 0; q < nq; q++) {
 		struct sums one = { 0 };
 
 		sums_add(&one, nb_vif_queue_stats(vif, q));
-		sb_printf(b, "%s{\"queue\":%u,", q ? "," : "", q);
+		pv_sbuf_printf(b, "%s{\"queue\":%u,", q ? "," : "", q);
 		sums_json(b, &one);
-		sb_printf(b, "}");
+		pv_sbuf_printf(b, "}");
 	}
-	sb_printf(b, "]}");
+	pv_sbuf_printf(b, "]}");
 }
 
 char *nb_ctl_json(struct nb_daemon *d, const char *only)
 {
-	struct sbuf b = { 0 };
+	struct pv_sbuf b = { 0 };
 	struct json_ctx c = { .b = &b, .only = only };
 
-	sb_printf(&b, "{\"now_ns\":%llu,\"vifs\":[", (unsigned long long)pv_now_ns());
+	pv_sbuf_printf(&b, "{\"now_ns\":%llu,\"vifs\":[", (unsigned long long)pv_now_ns());
 	nb_backend_foreach(d, vif_json, &c);
-	sb_printf(&b, "]}");
+	pv_sbuf_printf(&b, "]}");
 	if (b.oom) {
-		free(b.s);
+		free(b.p);
 		errno = ENOMEM;
 		return NULL;
 	}
-	return b.s;
+	return b.p;
 }
 
 /* ---- the socket ---------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/loop.h"
+#include "common/sbuf.h"
 #include "common/util.h"
 
 static void test_parse(void **state)
@@ -117,12 +118,45 @@ static void test_loop(void **state)
 	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
 }
 
+static void test_sbuf(void **state)
+{
+	struct pv_sbuf b = { 0 };
+	char small[8];
+	(void)state;
+
+	/* Growing: long text, then JSON escaping. */
+	for (int i = 0; i < 1000; i++)
+		pv_sbuf_printf(&b, "%03d,", i % 1000);
+	assert_int_equal(b.n, 4000);
+	assert_false(b.oom);
+	assert_memory_equal(b.p + 3996, "999,", 5);
+	b.n = 0;
+	pv_sbuf_json_str(&b, "a\"b\\c\n\x7f\xc3");
+	assert_string_equal(b.p, "\"a\\\"b\\\\c\\u000a\\u007f\\u00c3\"");
+	pv_sbuf_free(&b);
+	assert_null(b.p);
+
+	/* Bounded: never overflows, truncates, says so, stays terminated. */
+	memset(small, 'x', sizeof(small));
+	pv_sbuf_fixed(&b, small, 6);
+	pv_sbuf_printf(&b, "%s", "abc");
+	assert_false(b.oom);
+	pv_sbuf_printf(&b, "%s", "defgh");
+	assert_true(b.oom);
+	assert_int_equal(b.n, 5);
+	assert_string_equal(small, "abcde");
+	assert_int_equal(small[6], 'x');
+	pv_sbuf_printf(&b, "more");
+	assert_string_equal(small, "abcde");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_fd_passing),
 		cmocka_unit_test(test_loop),
+		cmocka_unit_test(test_sbuf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
