@@ -277,6 +277,8 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 		if (r == 0)
 			vif->nqueues = i + 1;
 	}
+	/* The queues this frontend does not use give their handles back. */
+	close_preopened(vif);
 	if (r == 0)
 		r = tap_setup(vif, nqueues, caps, err, errlen);
 	for (unsigned i = 0; i < vif->nqueues; i++) {
