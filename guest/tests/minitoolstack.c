@@ -431,6 +431,15 @@ int mts_migrate(struct mts_guest *g, struct mts_host *dst, const unsigned *devid
 		r = mts_vif_add(dst, newid, devids[i], macs[i]);
 	if (r == 0 && prepare)
 		r = prepare(arg, dst, newid);
+	/* As libxl and pvnet's toolstack: a real netback must have probed the
+	 * new vifs (InitWait) before the guest is asked to suspend. */
+	for (unsigned i = 0; r == 0 && dst->nbd > 0 && i < nvifs; i++) {
+		char p[128];
+		snprintf(p, sizeof(p), "/local/domain/0/backend/vif/%u/%u/state", newid, devids[i]);
+		r = mts_wait_value(dst, p, "2", 10000);
+		if (r < 0)
+			fprintf(stderr, "mts: netback did not reach InitWait for %s\n", p);
+	}
 	if (r < 0)
 		goto undo_dst;
 	/* 2. Ask the guest to suspend. */
