@@ -290,12 +290,9 @@ static void queue_down(struct nf_dev *d, struct nf_queue *q, bool keep)
 
 void nf_announce_release(struct nf_dev *d, const char *why)
 {
-	uint64_t shut_at;
-
 	if (!atomic_exchange(&d->ann_gate, false))
 		return;
-	shut_at = atomic_load(&d->ann_deadline_ns) - NF_ANNOUNCE_GATE_NS;
-	atomic_store(&d->ann_gate_ns, pv_now_ns() - shut_at);
+	atomic_store(&d->ann_gate_ns, pv_now_ns() - atomic_load(&d->ann_shut_ns));
 	if (why)
 		pv_warn("%s: announcement gate opened: %s", d->nodename, why);
 	if (d->ops->kick)
@@ -522,7 +519,7 @@ static void announce_ahead(struct nf_dev *d)
 	q->backlog = list;
 	q->backlog_len += n;
 	pthread_mutex_unlock(&q->tx_lock);
-	atomic_store(&d->ann_deadline_ns, pv_now_ns() + NF_ANNOUNCE_GATE_NS);
+	atomic_store(&d->ann_shut_ns, pv_now_ns());
 	if (atomic_load(&d->num_queues) > 1 || d->num_txq > 1)
 		atomic_store(&d->ann_gate, true);
 	pv_info("%s: %u announcement frames go ahead of the queued traffic", d->nodename, n);
@@ -532,7 +529,6 @@ int nf_connect(struct nf_dev *d)
 {
 	struct nf_rkey keys[RK_N];
 	bool moved = d->moved;
-
 	unsigned n;
 	int r;
 

@@ -232,7 +232,7 @@ struct nf_dev {
 	 * opens when the backend answered the announcement, at the deadline,
 	 * or when the device disconnects. */
 	atomic_bool ann_gate;
-	_Atomic uint64_t ann_deadline_ns;
+	_Atomic uint64_t ann_shut_ns;      /* when the gate was shut (deadline: + NF_ANNOUNCE_GATE_NS) */
 	_Atomic uint64_t ann_gate_ns;      /* how long the last gate was shut */
 };
 

@@ -754,7 +754,7 @@ static bool gate_holds(struct nfd_thread *t)
 
 	if (t->idx == 0 || !atomic_load(&d->ann_gate))
 		return false;
-	if (pv_now_ns() < atomic_load(&d->ann_deadline_ns))
+	if (pv_now_ns() - atomic_load(&d->ann_shut_ns) < NF_ANNOUNCE_GATE_NS)
 		return true;
 	nf_announce_release(d, "the backend did not answer the announcement within 1 s");
 	return false;

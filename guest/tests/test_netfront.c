@@ -459,6 +459,70 @@ static void test_refuse_without_rx_copy(void **state)
 	world_free(w);
 }
 
+/* The batched read: values longer than a key's buffer come back -E2BIG,
+ * absent ones -ENOENT, as the runtime's pipelined reader reports them. */
+static unsigned read_keys_calls;
+static int f_read_keys(void *env, struct nf_dev *d, struct nf_rkey *k, unsigned n)
+{
+	struct fake *f = env;
+	(void)d;
+	read_keys_calls++;
+	for (unsigned i = 0; i < n; i++) {
+		struct kvt *e = k[i].backend ? kv_find(f->be, f->nbe, k[i].key) : kv_find(f->fe, f->nfe, k[i].key);
+		if (!e)
+			k[i].r = -ENOENT;
+		else if (strlen(e->value) >= sizeof(k[i].buf))
+			k[i].r = -E2BIG;
+		else
+			k[i].r = snprintf(k[i].buf, sizeof(k[i].buf), "%s", e->value);
+	}
+	return 0;
+}
+
+static void test_batched_connect_reads(void **state)
+{
+	struct nf_ops ops = fake_ops;
+	(void)state;
+
+	ops.read_keys = f_read_keys;
+	/* One batch for every connect-time key; the connection is as usual. */
+	{
+		struct world *w = world_new(NF_MODE_FIXED, 8, 4);
+		w->d->ops = &ops;
+		read_keys_calls = 0;
+		boot(w);
+		assert_int_equal(read_keys_calls, 1);
+		assert_int_equal(atomic_load(&w->d->num_queues), 4);
+		assert_true(w->d->feat.split_evtchn && w->d->feat.sg && w->d->feat.trusted);
+		assert_int_equal(w->d->mac[5], 0x03);
+		w->d->ops = &fake_ops;
+		world_free(w);
+	}
+	/* A mac too long for the buffer is refused, never truncated into use. */
+	{
+		struct world *w = world_new(NF_MODE_FIXED, 8, 8);
+		w->d->ops = &ops;
+		kv_set(w->f.fe, &w->f.nfe, "mac", "00:16:3e:01:02:03:04:05:06:07:08:09:0a");
+		nf_probe(w->d);
+		nf_backend_changed(w->d, XenbusStateInitWait);
+		assert_int_equal(w->f.fatals, 1);
+		assert_string_equal(w->f.fatal_msg, "parsing device/vif/0/mac");
+		w->d->ops = &fake_ops;
+		world_free(w);
+	}
+	/* A queue count too long to be a number: as absent, one queue. */
+	{
+		struct world *w = world_new(NF_MODE_FIXED, 8, 8);
+		w->d->ops = &ops;
+		kv_set(w->f.be, &w->f.nbe, "multi-queue-max-queues", "88888888888888888888888888888888888");
+		boot(w);
+		assert_false(w->d->feat.have_max_queues);
+		assert_int_equal(atomic_load(&w->d->num_queues), 1);
+		w->d->ops = &fake_ops;
+		world_free(w);
+	}
+}
+
 static void test_bad_mac_is_fatal(void **state)
 {
 	struct world *w = world_new(NF_MODE_FIXED, 8, 8);
@@ -790,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_max_queues_caps),
 		cmocka_unit_test(test_refuse_without_rx_copy),
 		cmocka_unit_test(test_bad_mac_is_fatal),
+		cmocka_unit_test(test_batched_connect_reads),
 		cmocka_unit_test(test_setup_failure_unwinds),
 		cmocka_unit_test(test_probe_waits_for_backend),
 		cmocka_unit_test(test_initwait_ignored_unless_initialising),
