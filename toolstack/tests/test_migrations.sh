@@ -45,8 +45,11 @@ PY
 done
 # A stream to a guest that stopped answering would retransmit for minutes:
 # give iperf3 its duration plus a margin, then stop it (the check below fails).
-( sleep $((N * 3 + 40)); kill $iperf 2>/dev/null ) & watchdog=$!
+# (Its output goes nowhere: a sleeping child holding the test's stdout would
+# keep meson waiting after the test ended.)
+( sleep $((N * 3 + 40)); kill $iperf 2>/dev/null ) >/dev/null 2>&1 & watchdog=$!
 wait $iperf
+pkill -P $watchdog sleep 2>/dev/null
 kill $watchdog 2>/dev/null
 kill -INT $ping; wait $ping
 pv_check "the TCP stream survived every migration" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(1 if "error" in d else 0)' "$PV_TMP/iperf.json"
