@@ -10,6 +10,8 @@
  * Rows: read, write, directory (50 children), watch delivery (one writer,
  * 50 watchers: events delivered per second), contended transactions (4
  * clients incrementing one counter: commits per second, EAGAIN retried).
+ * SECONDS per row and daemon is split into PVNET_BENCH_ROUNDS (default 5)
+ * rounds that alternate between the daemons; each figure is a median.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +27,7 @@
 #include "common/xen.h"
 
 #define MAXC 64
+#define MAXROUNDS 15
 
 struct bconn {
 	int fd;
@@ -44,8 +47,10 @@ struct bconn {
 struct target {
 	const char *name, *sock;
 	int pid;
-	double rate[5];
-	double eagain;      /* EAGAIN per commit in the transaction row */
+	double runs[5][MAXROUNDS]; /* per row, one figure per round */
+	double rate[5];            /* median of the rounds */
+	double eagains, commits;   /* transaction row, summed over rounds */
+	double eagain;             /* EAGAIN per commit */
 	double mem_kib;
 };
 
@@ -352,58 +357,87 @@ static long rss_kib(int pid)
 	return kib;
 }
 
-static void run(struct target *t)
+/* Memory first, on the fresh daemon: RSS growth for 10,000 new nodes
+ * (100 dirs x 100 keys); then the nodes the rows use. */
+static void setup(struct target *t)
 {
-	static struct bconn cs[MAXC];
+	static struct bconn c;
 	char path[128];
 	long r0, r1;
 
-	/* Memory first, on the fresh daemon: RSS growth for 10,000 new nodes
-	 * (100 dirs x 100 keys). */
-	open_conns(cs, 1, t->sock);
+	open_conns(&c, 1, t->sock);
 	r0 = rss_kib(t->pid);
 	for (int g = 0; g < 100; g++) {
 		for (int k = 0; k < 100; k++) {
 			snprintf(path, sizeof(path), "/mem/g%02d/key%02d", g, k);
-			setup_write(&cs[0], path, "value-123");
+			setup_write(&c, path, "value-123");
 		}
 	}
 	r1 = rss_kib(t->pid);
 	t->mem_kib = (double)(r1 - r0);
-	xcall(&cs[0], XS_RM, "/mem", 5, NULL);
+	xcall(&c, XS_RM, "/mem", 5, NULL);
 
 	for (int i = 0; i < 100; i++) {
 		snprintf(path, sizeof(path), "/bench/r/k%d", i);
-		setup_write(&cs[0], path, "some value of moderate size");
+		setup_write(&c, path, "some value of moderate size");
 	}
 	for (int i = 0; i < 50; i++) {
 		snprintf(path, sizeof(path), "/bench/d/child-%02d", i);
-		setup_write(&cs[0], path, "");
+		setup_write(&c, path, "");
 	}
-	setup_write(&cs[0], "/bench/ctr", "0");
-	close_conns(cs, 1);
+	setup_write(&c, "/bench/ctr", "0");
+	close_conns(&c, 1);
+}
 
+static void teardown(struct target *t)
+{
+	static struct bconn c;
+
+	open_conns(&c, 1, t->sock);
+	xcall(&c, XS_RM, "/bench", 7, NULL);
+	close_conns(&c, 1);
+}
+
+/* One run of one row against one daemon, on fresh connections. */
+static double row_rate(struct target *t, int row)
+{
+	static struct bconn cs[MAXC];
+	static const next_fn nexts[3] = { next_read, next_write, next_dir };
+	double rate;
+
+	if (row == 3) {
+		open_conns(cs, 51, t->sock);
+		for (int i = 1; i < 51; i++)
+			xcall(&cs[i], XS_WATCH, "/bench/wd\0tok", 14, NULL);
+		rate = drive(cs, 51, 4, next_wwrite, reply_watch, 1);
+		close_conns(cs, 51);
+		return rate;
+	}
 	open_conns(cs, 4, t->sock);
-	cur_next = next_read;
-	t->rate[0] = drive(cs, 4, 8, next_read, reply_and_next, 4);
-	cur_next = next_write;
-	t->rate[1] = drive(cs, 4, 8, next_write, reply_and_next, 4);
-	cur_next = next_dir;
-	t->rate[2] = drive(cs, 4, 8, next_dir, reply_and_next, 4);
-	eagains = 0;
-	t->rate[4] = drive(cs, 4, 1, next_tx, reply_tx, 4);
-	t->eagain = (double)eagains / (t->rate[4] * secs);
+	if (row == 4) {
+		eagains = 0;
+		rate = drive(cs, 4, 1, next_tx, reply_tx, 4);
+		t->eagains += eagains;
+		t->commits += rate * secs;
+	} else {
+		cur_next = nexts[row];
+		rate = drive(cs, 4, 8, cur_next, reply_and_next, 4);
+	}
 	close_conns(cs, 4);
+	return rate;
+}
 
-	open_conns(cs, 51, t->sock);
-	for (int i = 1; i < 51; i++)
-		xcall(&cs[i], XS_WATCH, "/bench/wd\0tok", 14, NULL);
-	t->rate[3] = drive(cs, 51, 4, next_wwrite, reply_watch, 1);
-	close_conns(cs, 51);
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
 
-	open_conns(cs, 1, t->sock);
-	xcall(&cs[0], XS_RM, "/bench", 7, NULL);
-	close_conns(cs, 1);
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -412,18 +446,38 @@ int main(int argc, char **argv)
 				      "watch events (1 writer, 50 watchers)",
 				      "transactions (4 clients, contended)" };
 	struct target t[2];
-	int nt = (argc - 2) / 3;
+	int nt = (argc - 2) / 3, rounds = 5;
 
 	if (argc != 5 && argc != 8) {
 		fprintf(stderr, "usage: %s SECONDS NAME SOCKET PID [NAME SOCKET PID]\n", argv[0]);
 		return 2;
 	}
-	secs = atof(argv[1]);
+	if (getenv("PVNET_BENCH_ROUNDS"))
+		rounds = atoi(getenv("PVNET_BENCH_ROUNDS"));
+	if (rounds < 1 || rounds > MAXROUNDS)
+		rounds = 5;
+	secs = atof(argv[1]) / rounds;
 	for (int i = 0; i < nt; i++) {
 		t[i] = (struct target){ .name = argv[2 + 3 * i], .sock = argv[3 + 3 * i],
 					.pid = atoi(argv[4 + 3 * i]) };
-		run(&t[i]);
+		setup(&t[i]);
 	}
+	/* Rounds: each row runs on both daemons back to back, the order
+	 * alternating, so that a change of load on this shared machine falls on
+	 * both; each figure is the median of its rounds. */
+	for (int k = 0; k < rounds; k++)
+		for (int r = 0; r < 5; r++)
+			for (int j = 0; j < nt; j++) {
+				struct target *x = &t[(j + k) % nt];
+				x->runs[r][k] = row_rate(x, r);
+			}
+	for (int i = 0; i < nt; i++) {
+		for (int r = 0; r < 5; r++)
+			t[i].rate[r] = median(t[i].runs[r], rounds);
+		t[i].eagain = t[i].eagains / t[i].commits;
+		teardown(&t[i]);
+	}
+	printf("(median of %d alternating rounds of %.2f s per row and daemon)\n", rounds, secs);
 	printf("%-40s %12s", "requests per second", t[0].name);
 	if (nt == 2)
 		printf(" %12s %8s", t[1].name, "ratio");
