@@ -219,11 +219,15 @@ void nfd_queue_teardown(void *env, struct nf_queue *q)
 		pv_evtchn_close(q->ec);
 	q->ec = NULL;
 	if (!q->stale && c) {
+		/* Every ref of the queue, not only the ones in flight: a grant
+		 * whose end failed while the device broke (the backend kept it
+		 * mapped) is no longer marked in flight, and ending an unused
+		 * entry does nothing. */
 		for (unsigned id = 0; id < NF_TX_RING_SIZE; id++)
-			if (q->txb.pending[id] && end_access(q, q->grant_tx_ref[id]) < 0)
+			if (end_access(q, q->grant_tx_ref[id]) < 0)
 				keep_tx = true;
-		for (RING_IDX i = q->rx.rsp_cons; i != q->rx.req_prod_pvt; i++)
-			if (end_access(q, q->grant_rx_ref[i & (NF_RX_RING_SIZE - 1)]) < 0)
+		for (unsigned i = 0; i < NF_RX_RING_SIZE; i++)
+			if (end_access(q, q->grant_rx_ref[i]) < 0)
 				keep_rx = true;
 		if (end_access(q, q->tx_ring_ref) < 0 || end_access(q, q->rx_ring_ref) < 0)
 			keep_rings = true;
@@ -573,7 +577,8 @@ static int tx_done(void *arg, uint16_t id, int16_t status)
 {
 	struct nf_queue *q = arg;
 
-	if (status != NETIF_RSP_OKAY)
+	/* Per frame: the status of its first slot (the others follow it). */
+	if (status != NETIF_RSP_OKAY && q->txb.info[id].first)
 		atomic_fetch_add(&q->st.tx_errors, 1);
 	/* The backend has written the announcement out: the gate opens. */
 	if (q->ann_id[id]) {

@@ -86,6 +86,7 @@ unsigned nf_tx_build(netif_tx_front_ring_t *tx, struct nf_txbook *b, const uint1
 			struct netif_extra_info *ex = (struct netif_extra_info *)RING_GET_REQUEST(tx, prod);
 			nif_gso_extra_fill(o, ex);
 			b->slot_id[prod & (NF_TX_RING_SIZE - 1)] = NF_TX_ID_NONE;
+			b->nulls_due++;
 			prod++;
 			used++;
 		}
@@ -147,8 +148,18 @@ int nf_tx_gc(netif_tx_front_ring_t *tx, struct nf_txbook *ids, nf_tx_done_fn don
 			netif_tx_response_t rsp;
 
 			RING_COPY_RESPONSE(tx, cons, &rsp);
-			if (rsp.status == NETIF_RSP_NULL)
+			if (rsp.status == NETIF_RSP_NULL) {
+				/* Only an extra-info slot is answered so; Linux
+				 * skips any, which lets a backend strand ids
+				 * (and their frames) for ever, unseen. */
+				if (!ids->nulls_due) {
+					*reason = "tx NULL response for a data request";
+					tx->rsp_cons = cons;
+					return NF_RING_BROKEN;
+				}
+				ids->nulls_due--;
 				continue;
+			}
 			if (rsp.id >= NF_TX_RING_SIZE) {
 				*reason = "tx response id out of range";
 				return NF_RING_BROKEN;

@@ -59,6 +59,7 @@ struct nf_txbook {
 	uint16_t link[NF_TX_RING_SIZE];     /* free-list links (Linux's tx_link) */
 	uint8_t pending[NF_TX_RING_SIZE];   /* published, awaiting a response */
 	uint16_t slot_id[NF_TX_RING_SIZE];  /* ring slot -> id (NONE: an extra slot) */
+	uint16_t nulls_due;                 /* extra slots published, not yet answered */
 	struct nf_txinfo info[NF_TX_RING_SIZE];
 };
 

@@ -99,7 +99,13 @@ static int ops_read(void *env, struct nf_dev *d, bool backend, const char *key, 
 	v = xs_get(rt, XBT_NULL, path);
 	if (!v)
 		return -(errno ? errno : ENOENT);
-	pv_strlcpy(buf, v, len);
+	/* An over-long value is absent, as on the batched path: cutting it
+	 * could turn an invalid value into a valid one. */
+	if (pv_strlcpy(buf, v, len) >= len) {
+		buf[0] = '\0';
+		free(v);
+		return -E2BIG;
+	}
 	free(v);
 	return 0;
 }

@@ -186,6 +186,54 @@ static void test_tx_gc_hardening(void **state)
 	w->fail_id = 0;   /* the backend still maps the grant */
 	expect_broken(w, "tx grant still in use by the backend");
 	txw_free(w);
+
+	/* RSP_NULL answers only an extra-info slot: on a data slot it would
+	 * strand the id (and its frame) for ever. */
+	w = txw_new();
+	tx_packet(w, 60, false);
+	tx_respond(w, 0, 0, NETIF_RSP_NULL);
+	w->s->rsp_prod = 1;
+	expect_broken(w, "tx NULL response for a data request");
+	assert_int_equal(w->tx.rsp_cons, 0);
+	assert_int_equal(w->b.pending[0], 1);
+	txw_free(w);
+
+	/* One GSO packet has one extra: a second NULL is one too many, even
+	 * in the extra's place. */
+	w = txw_new();
+	tx_packet(w, 5000, true);       /* ids 0,1, slots 0, 1(extra), 2 */
+	tx_respond(w, 0, 0, NETIF_RSP_OKAY);
+	tx_respond(w, 1, 0xFFFF, NETIF_RSP_NULL);
+	tx_respond(w, 2, 0xFFFF, NETIF_RSP_NULL);
+	w->s->rsp_prod = 3;
+	expect_broken(w, "tx NULL response for a data request");
+	assert_int_equal(w->done_calls, 1);
+	assert_int_equal(w->tx.rsp_cons, 2);
+	txw_free(w);
+}
+
+/* The NULL for an extra may come after other packets' responses (Linux
+ * netback answers in completion order); the count carries over calls. */
+static void test_tx_null_out_of_order(void **state)
+{
+	struct txw *w = txw_new();
+	const char *why = NULL;
+	(void)state;
+
+	tx_packet(w, 5000, true);       /* ids 0,1: slots 0, 1(extra), 2 */
+	tx_packet(w, 60, false);        /* id 2: slot 3 */
+	tx_respond(w, 0, 2, NETIF_RSP_OKAY);
+	tx_respond(w, 1, 0, NETIF_RSP_OKAY);
+	w->s->rsp_prod = 2;
+	assert_int_equal(nf_tx_gc(&w->tx, &w->b, tx_done, w, &why), 2);
+	assert_int_equal(w->b.nulls_due, 1);
+	tx_respond(w, 2, 0xFFFF, NETIF_RSP_NULL);
+	tx_respond(w, 3, 1, NETIF_RSP_OKAY);
+	w->s->rsp_prod = 4;
+	assert_int_equal(nf_tx_gc(&w->tx, &w->b, tx_done, w, &why), 1);
+	assert_int_equal(w->b.nulls_due, 0);
+	assert_int_equal(w->b.nfree, 256);
+	txw_free(w);
 }
 
 struct walk {
@@ -458,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_tx_build),
 		cmocka_unit_test(test_tx_gc_ok),
 		cmocka_unit_test(test_tx_gc_hardening),
+		cmocka_unit_test(test_tx_null_out_of_order),
 		cmocka_unit_test(test_tx_pending_walk),
 		cmocka_unit_test(test_tx_wraps),
 		cmocka_unit_test(test_rx_simple_and_chain),

@@ -58,6 +58,7 @@ struct tb {
 	uint8_t *bounce;                 /* NBOUNCE pages of dom0 memory */
 	int64_t bounce_frame;
 	void *kept;                      /* a grant kept mapped (TB_KEEP_MAPPED) */
+	void *kept_rx;                   /* the same for rx (TB_RX_KEEP_MAPPED) */
 	struct inj inj[MAX_INJ];
 	unsigned ninj;
 	uint16_t last_id;                /* id of the previous tx packet */
@@ -311,8 +312,12 @@ static int do_tx(struct tb *b, struct tbq *q)
 		const netif_tx_request_t *first = &req[pk[k].start - cons];
 		uint16_t first_id = first->id;
 
+		bool null_first = false;
+
 		record_frame(b, bpage(b, pk[k].page), PV_MIN((unsigned)pk[k].first_len, 64u), first->size);
-		if (fault_now(b, TB_TX_BAD_ID))
+		if (fault_now(b, TB_TX_NULL))
+			null_first = true;
+		else if (fault_now(b, TB_TX_BAD_ID))
 			first_id = 0x1234;
 		else if (k == 1 && fault_now(b, TB_TX_INACTIVE))
 			first_id = b->last_id;
@@ -324,7 +329,7 @@ static int do_tx(struct tb *b, struct tbq *q)
 			netif_tx_response_t rsp = { .id = j == 0 ? first_id : t->id, .status = NETIF_RSP_OKAY };
 			RING_IDX at = q->tx_prod + nrsp;
 			uint8_t *p = bpage(b, NBOUNCE - 2) + nrsp * 4;
-			if (pk[k].extra && j == 1)
+			if ((pk[k].extra && j == 1) || (j == 0 && null_first))
 				rsp.status = NETIF_RSP_NULL;
 			memcpy(p, &rsp, 4);
 			seg_to(b, &segs[nseg++], q->tx_ref, (uint16_t)(RING_OFF + (at & (RSIZE - 1)) * TX_SLOT), p, 4);
@@ -394,6 +399,16 @@ static int rx_fault(struct tb *b, struct tbq *q, const netif_rx_request_t *req, 
 			rsp[k].status = 1000;
 			rsp[k].flags = k + 1 < n ? NETRXF_more_data : 0;
 		}
+	} else if (avail >= 2 && fault_now(b, TB_RX_KEEP_MAPPED)) {
+		/* The first page stays mapped: the guest cannot end its grant,
+		 * and never gets to the second slot's. */
+		b->kept_rx = pv_gnttab_map_grant_ref(b->gt, b->o.domid, req[0].gref, PROT_READ | PROT_WRITE);
+		if (!b->kept_rx)
+			return -EIO;
+		n = 2;
+		rsp[0].flags = NETRXF_more_data;
+		rsp[1].id = req[1].id;
+		rsp[1].status = 60;
 	} else if (fault_now(b, TB_RX_PROD_BACKWARDS)) {
 		if (ring_put_u32(b, q->rx_ref, 8, q->rx_prod - 100) < 0)
 			return -EIO;
@@ -713,6 +728,8 @@ void tb_stop(struct tb *b)
 		disconnect(b);
 	if (b->kept)
 		pv_gnttab_unmap(b->gt, b->kept, 1);
+	if (b->kept_rx)
+		pv_gnttab_unmap(b->gt, b->kept_rx, 1);
 	if (b->bounce_frame >= 0 && b->bounce)
 		pv_page_free(b->o.host->pa, (uint32_t)b->bounce_frame, NBOUNCE);
 	if (b->ec)

@@ -33,13 +33,14 @@ enum tb_fault {
 	TB_RX_TOO_MANY,        /* an rx packet of 20 slots */
 	TB_RX_BAD_ID,          /* rx response id not matching its slot */
 	TB_RX_PROD_BACKWARDS,  /* rx rsp_prod moved back */
-	TB_RX_UNPOSTED,        /* rx responses for requests never posted */
 	TB_EVENT_STORM,        /* notifications without any work, without end */
 	TB_KEEP_MAPPED,        /* answer a tx request while still mapping its grant */
 	TB_NEVER_CONNECT,      /* stay in InitWait */
 	TB_VANISH,             /* remove the backend directory once connected */
 	TB_CLOSE,              /* go Closing once connected */
 	TB_NO_RX_COPY,         /* no feature-rx-copy */
+	TB_TX_NULL,            /* answer a tx data request with NETIF_RSP_NULL */
+	TB_RX_KEEP_MAPPED,     /* answer a 2-slot rx packet while mapping its first page */
 };
 
 struct tb_opts {
