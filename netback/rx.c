@@ -45,6 +45,14 @@ static bool rx_load_prod(struct nb_queue *q, RING_IDX *prod)
 			   *prod, q->rx.rsp_prod_pvt, RING_SIZE(&q->rx));
 		return false;
 	}
+	/* Requests once posted stay posted: a producer behind the requests
+	 * already taken or mapped (rsp_prod_pvt only moves at the round's
+	 * end) would make every count below wrap. */
+	if (*prod - q->rx_mapped > RING_SIZE(&q->rx)) {
+		nb_q_fatal(q, "rx: req_prod %u went back behind %u requests already taken", *prod,
+			   q->rx_mapped);
+		return false;
+	}
 	return true;
 }
 
@@ -54,6 +62,10 @@ static bool rx_map_more(struct nb_queue *q, RING_IDX prod)
 	unsigned n = prod - q->rx_mapped;
 	int r;
 
+	if (n > RING_SIZE(&q->rx)) {   /* rx_load_prod's rule: never here */
+		nb_q_fatal(q, "rx: %u requests to map", n);
+		return false;
+	}
 	for (unsigned k = 0; k < n; k++) {
 		struct nb_rx_slotmap *s = win(q, q->rx_mapped + k);
 

@@ -981,7 +981,9 @@ static void case_bad_indices(struct tf_env *e)
 	expect_disabled(e, &p.a, &p.b, "Impossible number of requests");
 }
 
-static void case_bad_rx_indices(struct tf_env *e)
+/* The guest sets rx req_prod to rsp_prod + `ahead`, notifies and the host
+ * sends it a frame: netback must disable that vif only. */
+static void rx_prod_fault(struct tf_env *e, RING_IDX ahead, const char *expect)
 {
 	struct pair p;
 	struct tf_queue *q;
@@ -991,11 +993,25 @@ static void case_bad_rx_indices(struct tf_env *e)
 	if (!pair_up(e, &p))
 		return;
 	q = &p.a.q[0];
-	q->rx.sring->req_prod = q->rx.sring->rsp_prod + PV_NET_RX_RING_SIZE + 9;
+	CHECK(q->rx.sring->req_prod != q->rx.sring->rsp_prod, "rx requests are posted ahead");
+	q->rx.sring->req_prod = q->rx.sring->rsp_prod + ahead;
 	tf_notify(&p.a, 0, false);
 	len = tf_mk_udp4(f, p.a.mac, host_mac, 40, 3);
 	tf_host_send(e, NULL, f, len);
-	expect_disabled(e, &p.a, &p.b, "rx: Impossible number of requests");
+	expect_disabled(e, &p.a, &p.b, expect);
+}
+
+static void case_bad_rx_indices(struct tf_env *e)
+{
+	rx_prod_fault(e, PV_NET_RX_RING_SIZE + 9, "rx: Impossible number of requests");
+}
+
+/* The rx producer moved back behind requests netback already mapped (it
+ * maps the posted window ahead): counts from it would wrap (a heap overflow
+ * before the check). */
+static void case_rx_prod_backwards(struct tf_env *e)
+{
+	rx_prod_fault(e, 0, "went back behind");
 }
 
 static void send_raw(struct tf_vif *v, struct netif_tx_request *reqs, unsigned n)
@@ -1213,6 +1229,7 @@ static const struct tcase cases[] = {
 	{ "rx-stall", case_rx_stall, "--rx-stall-timeout 300 --rx-drain-timeout 200", 0 },
 	{ "bad-indices", case_bad_indices, NULL, 0 },
 	{ "bad-rx-indices", case_bad_rx_indices, NULL, 0 },
+	{ "rx-prod-backwards", case_rx_prod_backwards, NULL, 0 },
 	{ "cross-page", case_cross_page, NULL, 0 },
 	{ "first-cross-page", case_first_cross_page, NULL, 0 },
 	{ "missing-extra", case_missing_extra, NULL, 0 },
