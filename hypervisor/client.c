@@ -105,8 +105,17 @@ static int fetch(struct hvc *c, bool consume, struct hvp_notice *out, unsigned m
 {
 	struct hvc_req rq = { .op = HVP_NOTICES, .count = max, .fd = -1,
 			      .arg = { consume, c->seen } };
-	int r = hvc_call(c, &rq);
 	unsigned n;
+	int r;
+
+	/* Consuming: drain the "pending" datagrams first; the hypervisor
+	 * signals again if notices are left after this call or come later. */
+	if (consume && c->notice_fd >= 0) {
+		char b[16];
+		while (recv(c->notice_fd, b, sizeof(b), MSG_DONTWAIT) > 0)
+			;
+	}
+	r = hvc_call(c, &rq);
 
 	hvc_drop_fds(c);
 	if (r < 0)

@@ -3,7 +3,7 @@
  * pv_hv, pv_gnttab and pv_evtchn handles. Private to the client library.
  *
  * What: connect to a socket (its path decides which domain we are), HELLO
- * (domid, limits, the notice eventfd), then synchronous calls: one request,
+ * (domid, limits, the notice socket), then synchronous calls: one request,
  * one reply (with its fds). Notices: every reply says the seq of the newest
  * notice queued for us; hvc_sync() fetches the ones we have not seen and
  * hands each to the owner's `apply` callback (the gnttab handle revokes views

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -59,9 +60,13 @@ static int op_hello(struct ctx *x)
 	struct hvp_hello *o = (void *)x->out;
 
 	if (c->notice_fd < 0) {
-		c->notice_fd = eventfd(c->nq_len ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (c->notice_fd < 0)
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
 			return -errno;
+		c->notice_fd = sv[0];
+		c->notice_peer = sv[1];
+		if (c->nq_len)
+			hvd_notice_signal(c);
 	}
 	c->want = privileged(x) ? x->req->arg[0] & HVP_WANT_DOMAIN_GONE : 0;
 	o->domid = own(x);
@@ -69,7 +74,7 @@ static int op_hello(struct ctx *x)
 	o->max_port = c->dom->ec.max_port;
 	o->mem_pages = c->dom->gt.mem_pages;
 	x->out_len = sizeof(*o);
-	add_fd(x, c->notice_fd);
+	add_fd(x, c->notice_peer);
 	return 0;
 }
 
@@ -86,10 +91,10 @@ static int op_notices(struct ctx *x)
 		memcpy(o, c->nq, n * sizeof(*o));
 		memmove(c->nq, c->nq + n, (c->nq_len - n) * sizeof(*o));
 		c->nq_len -= n;
-		if (!c->nq_len && c->notice_fd >= 0) {
-			uint64_t v;
-			(void)!read(c->notice_fd, &v, sizeof(v));
-		}
+		/* The client drained its end before asking: what is left
+		 * must show again. */
+		if (c->nq_len)
+			hvd_notice_signal(c);
 	} else if (!(x->req->arg[0] & 1)) {
 		for (unsigned i = 0; i < c->nq_len && n < max; i++)
 			if ((int32_t)(c->nq[i].seq - x->req->arg[1]) > 0)
@@ -254,7 +259,6 @@ static int op_ec_bind(struct ctx *x)
 	struct evtchn_bind_interdomain b;
 	struct hvd_domain *rd;
 	const struct hvd_port *p;
-	uint64_t one = 1;
 	int port;
 
 	memcpy(&b, x->in, sizeof(b));
@@ -263,8 +267,9 @@ static int op_ec_bind(struct ctx *x)
 	if (port < 0)
 		return port;
 	p = &x->c->dom->ec.ports[port];
-	/* A new binding is pending once, for what the peer sent before it. */
-	(void)!write(p->chan->fd[p->side], &one, sizeof(one));
+	/* A new binding is pending once, for what the peer sent before it:
+	 * the client library sets that itself on its own end (we never do I/O
+	 * on an eventfd a client holds: it could make it blocking). */
 	b.local_port = (evtchn_port_t)port;
 	memcpy(x->out, &b, sizeof(b));
 	x->out_len = sizeof(b);

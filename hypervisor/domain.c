@@ -92,14 +92,18 @@ int hvd_domain_set_memory(struct hvd_domain *d, int memfd, uint32_t pages)
 
 	if (pages == 0 || pages > HVD_MAX_MEM_PAGES)
 		return -EINVAL;
-	if (fstat(memfd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < bytes)
-		return -EINVAL;
 	/* Only a memfd can be sealed; it must not shrink under our mappings and
-	 * must stay writable. */
+	 * must stay writable. Sealed first, then measured: a sender resizing
+	 * it meanwhile must not leave us mapping past its end (SIGBUS). */
 	seals = fcntl(memfd, F_GET_SEALS);
 	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
 		return -EINVAL;
 	if ((seals & SEALS) != SEALS && fcntl(memfd, F_ADD_SEALS, SEALS) < 0)
+		return -EINVAL;
+	seals = fcntl(memfd, F_GET_SEALS);
+	if (seals < 0 || (seals & SEALS) != SEALS)
+		return -EINVAL;
+	if (fstat(memfd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < bytes)
 		return -EINVAL;
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	if (p == MAP_FAILED)
@@ -387,7 +391,9 @@ void hvd_conn_release(struct hvd_conn *c)
 	c->nq_len = c->nq_cap = 0;
 	if (c->notice_fd >= 0)
 		close(c->notice_fd);
-	c->notice_fd = -1;
+	if (c->notice_peer >= 0)
+		close(c->notice_peer);
+	c->notice_fd = c->notice_peer = -1;
 }
 
 void hvd_domain_info(struct hvd_domain *d, struct hvp_dominfo *o)

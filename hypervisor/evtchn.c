@@ -189,6 +189,12 @@ int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid,
 		return -EINVAL;
 	r = port_call(ec, HVP_EC_BIND, &b, sizeof(b), &b);
 	r = r < 0 ? r : install(ec, b.local_port);
+	if (r > 0) {
+		/* A new binding is pending once, for what the peer sent
+		 * before it (Xen sets the bit at bind). */
+		static const uint64_t one = 1;
+		(void)!write(ec->ports[r].in, &one, sizeof(one));
+	}
 	hvc_drop_fds(&ec->c);
 	hvc_sync(&ec->c);
 	return r;

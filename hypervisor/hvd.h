@@ -76,7 +76,12 @@ struct hvd_conn {
 	struct hvd *h;
 	struct hvd_domain *dom;
 	int fd;                    /* socket; -1 for connections made by the fuzzer */
-	int notice_fd;             /* eventfd given at HELLO, -1 before */
+	/* Notices pending: a datagram socketpair made at HELLO. We only ever
+	 * send on our end, with MSG_DONTWAIT (a client cannot make us block:
+	 * it shares no open file with us); the client drains its end before it
+	 * consumes. -1 before HELLO. */
+	int notice_fd;             /* our end */
+	int notice_peer;           /* the client's end, given at HELLO */
 	uint32_t want;             /* HVP_WANT_* */
 	struct hvd_maptrack mt;
 	struct hvd_domain **views; /* domains whose memfd this connection got */
@@ -126,7 +131,9 @@ void hvd_conn_close(struct hvd_conn *c);
 void hvd_send(struct hvd_conn *c, const void *buf, size_t len, const int *fds, unsigned nfds);
 /* Update what the loop watches for `c` (reading stops while paused). */
 void hvd_conn_watch(struct hvd_conn *c);
-/* Queue a notice (deduplicated) and signal the connection's eventfd. */
+/* Queue a notice (deduplicated) and signal the connection (hvd_notice_signal). */
+/* Make the client's notice fd readable (queued notices). */
+void hvd_notice_signal(struct hvd_conn *c);
 void hvd_notice(struct hvd_conn *c, enum pv_notice_type type, uint32_t domid, uint32_t port,
 		uint32_t incarnation);
 /* Listening socket for a domain (no-op without rundir). */

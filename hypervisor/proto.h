@@ -13,8 +13,10 @@
  * gnttab_unmap_grant_ref_t, gnttab_copy_t, evtchn_alloc_unbound_t,
  * evtchn_bind_interdomain_t, evtchn_status_t), filled in as Xen fills it.
  * Asynchronous notices are queued in the daemon per connection; a reply's
- * notice_seq tells the client a newer one exists, an eventfd (given at
- * HELLO) is readable while the queue is not empty, and HVP_NOTICES reads it.
+ * notice_seq tells the client a newer one exists, a datagram socket (given
+ * at HELLO) is readable while the queue is not empty (the client drains it
+ * before HVP_NOTICES consumes; the daemon signals again if notices are
+ * left), and HVP_NOTICES reads the queue.
  * Thread: definitions only. Errors: ret is >= 0 or -errno.
  */
 #ifndef PVNET_HYPERVISOR_PROTO_H
@@ -35,7 +37,7 @@
 #define HVP_MAX_MSG   16384     /* no message is longer */
 
 enum hvp_op {
-	HVP_HELLO = 1,        /* -> hvp_hello + notice eventfd */
+	HVP_HELLO = 1,        /* -> hvp_hello + notice socket */
 	HVP_NOTICES,          /* arg0: 1 consume / 0 peek, arg1: after seq; count: max */
 	HVP_MEM_GET,          /* -> arg0 pages + memfd */
 	HVP_GT_SETUP,         /* -> arg0 entries + grant-table memfd */

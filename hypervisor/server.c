@@ -155,7 +155,7 @@ struct hvd_conn *hvd_conn_new(struct hvd *h, struct hvd_domain *dom, int fd)
 	c->h = h;
 	c->dom = dom;
 	c->fd = fd;
-	c->notice_fd = -1;
+	c->notice_fd = c->notice_peer = -1;
 	c->rl = (struct pv_ratelimit)PV_RATELIMIT_INIT(1000, 5);
 	hvd_mt_init(&c->mt, &dom->mappings_held, dom->max_maptrack);
 	if (fd >= 0 && h->loop &&
@@ -230,11 +230,16 @@ void hvd_notice(struct hvd_conn *c, enum pv_notice_type type, uint32_t domid, ui
 	n->port = port;
 	n->incarnation = incarnation;
 	n->seq = ++c->nq_seq;
-	if (c->nq_len == 1 && c->notice_fd >= 0) {
-		uint64_t one = 1;
-		if (write(c->notice_fd, &one, sizeof(one)) < 0)
-			pv_log_rl(&c->rl, PV_LOG_WARN, "notice eventfd: %s", strerror(errno));
-	}
+	if (c->nq_len == 1)
+		hvd_notice_signal(c);
+}
+
+void hvd_notice_signal(struct hvd_conn *c)
+{
+	/* A full queue (EAGAIN) is readable anyway. */
+	if (c->notice_fd >= 0 && send(c->notice_fd, "n", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK)
+		pv_log_rl(&c->rl, PV_LOG_WARN, "notice socket: %s", strerror(errno));
 }
 
 /* ---- listening --------------------------------------------------------------- */

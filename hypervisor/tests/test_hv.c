@@ -1154,6 +1154,94 @@ static struct hvp_hdr hdr(uint16_t op, uint32_t count, uint32_t a0, uint32_t a1)
 				 .seq = 7, .count = count, .arg = { a0, a1 } };
 }
 
+/* A request of header + payload; the reply's ret (-1000: none within 5 s),
+ * its payload into out (up to outlen) and its fds into fds (*nfds). */
+static int raw_req(int fd, struct hvp_hdr h, const void *pl, size_t len, void *out, size_t outlen,
+		   int *fds, unsigned *nfds)
+{
+	uint8_t buf[HVP_MAX_MSG + 64];
+	struct hvp_hdr rep;
+	unsigned n = 4;
+	int got[4];
+	ssize_t r;
+
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), pl, len);
+	assert_true(pv_send_fds(fd, buf, sizeof(h) + len, NULL, 0) == (ssize_t)(sizeof(h) + len));
+	if (!readable(fd, 5000))
+		return -1000;
+	r = pv_recv_fds(fd, buf, sizeof(buf), got, &n);
+	assert_true(r >= (ssize_t)sizeof(rep));
+	memcpy(&rep, buf, sizeof(rep));
+	if (out)
+		memcpy(out, buf + sizeof(rep), PV_MIN(outlen, (size_t)r - sizeof(rep)));
+	for (unsigned i = 0; i < n; i++) {
+		if (fds && i < *nfds)
+			fds[i] = got[i];
+		else
+			close(got[i]);
+	}
+	if (nfds)
+		*nfds = PV_MIN(n, *nfds);
+	return rep.ret;
+}
+
+/* Every fd the hypervisor hands out is a client's to play with: making one
+ * blocking, saturating an eventfd counter, never draining must not make the
+ * daemon block (it would stop serving every domain). */
+static void test_shared_fds(void **state)
+{
+	struct pv_hv *hv = pv_hv_open(H1.sock);
+	struct evtchn_alloc_unbound a = { .dom = DOMID_SELF };
+	struct evtchn_bind_interdomain b;
+	struct pv_domain_info di;
+	uint64_t big = 0xfffffffffffffffeull;
+	int fds[4], nfd, a_fd, b_fd;
+	unsigned n;
+	char sock[256];
+	uint32_t d;
+	(void)state;
+
+	assert_non_null(hv);
+	d = new_domain(hv, "shared", sock, sizeof(sock));
+	a.remote_dom = (domid_t)d;
+	a_fd = raw_connect(sock);
+	b_fd = raw_connect(sock);
+	/* The peer's eventfd of a fresh channel: blocking and saturated. */
+	n = 2;
+	assert_int_equal(raw_req(a_fd, hdr(HVP_EC_ALLOC_UNBOUND, 0, 0, 0), &a, sizeof(a), &a, sizeof(a), fds, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(fcntl(fds[1], F_SETFL, 0), 0);
+	assert_int_equal(write(fds[1], &big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fds[0]);
+	close(fds[1]);
+	/* Binding it answers, and dom0 is still served. */
+	b = (struct evtchn_bind_interdomain){ .remote_dom = (domid_t)d, .remote_port = a.port };
+	n = 2;
+	assert_true(raw_req(b_fd, hdr(HVP_EC_BIND, 0, 0, 0), &b, sizeof(b), &b, sizeof(b), fds, &n) >= 0);
+	assert_int_equal(n, 2);
+	close(fds[0]);
+	close(fds[1]);
+	assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
+
+	/* The notice fd: made blocking and left full; a notice queued (a
+	 * port of ours closed by its peer), then consumed. */
+	n = 1;
+	assert_int_equal(raw_req(a_fd, hdr(HVP_HELLO, 0, 0, 0), NULL, 0, NULL, 0, fds, &n), 0);
+	assert_int_equal(n, 1);
+	nfd = fds[0];
+	assert_int_equal(fcntl(nfd, F_SETFL, 0), 0);
+	assert_int_equal(raw_req(b_fd, hdr(HVP_EC_CLOSE, 0, b.local_port, 0), NULL, 0, NULL, 0, NULL, NULL), 0);
+	assert_true(readable(nfd, 2000));
+	assert_true(raw_req(a_fd, hdr(HVP_NOTICES, 8, 1, 0), NULL, 0, NULL, 0, NULL, NULL) >= 1);
+	assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
+	close(nfd);
+	close(a_fd);
+	close(b_fd);
+	pv_hv_close(hv);
+}
+
 static int suspender(void *arg)
 {
 	struct pv_hv *hv = pv_hv_open(arg);
@@ -1331,6 +1419,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limits, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_handle_close, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_garbage, setup1, teardown1),
+		cmocka_unit_test_setup_teardown(test_shared_fds, setup1, teardown1),
 	};
 	alarm(300);
 	return cmocka_run_group_tests(tests, NULL, NULL);
