@@ -79,18 +79,16 @@ static int quota_cmd(struct req *r, const char **v, unsigned n)
 		return EINVAL;
 	}
 	if (n == 2) {
-		unsigned domid, ntx = 0;
+		unsigned domid;
 		struct xsd_domain *d;
 		if (pv_parse_uint(v[1], XSD_DOMID_MAX, &domid) < 0)
 			return EINVAL;
 		d = xsd_domain_find(core, domid);
 		if (!d || !d->introduced)
 			return ENOENT;
-		for (struct xsd_conn *c = d->conns; c; c = c->dnext)
-			ntx += c->ntx;
 		snprintf(buf, sizeof(buf), "Domain %u:\nnodes            : %8u\n"
 			 "watches          : %8u\ntransactions     : %8u\nconnections      : %8u\n",
-			 domid, xsd_store_domain_nodes(core->st, domid), d->nwatches, ntx,
+			 domid, xsd_store_domain_nodes(core->st, domid), d->nwatches, d->ntx,
 			 d->nconns);
 		return xsd_reply_str(r, buf);
 	}

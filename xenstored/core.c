@@ -150,6 +150,13 @@ static void send_event(struct xsd_conn *c, const char *path, const char *token)
 	size_t pl = strlen(path) + 1, tl = strlen(token) + 1;
 	struct omsg *m;
 
+	/* A deep path with a long token would not fit a message: every client
+	 * takes a longer one for a broken stream. Dropped, as C xenstored does. */
+	if (pl + tl > XENSTORE_PAYLOAD_MAX) {
+		pv_log_rl(&drop_rl, PV_LOG_WARN, "domain %u: a watch event of %zu bytes dropped (over %u)",
+			  c->caller.domid, pl + tl, XENSTORE_PAYLOAD_MAX);
+		return;
+	}
 	if (c->out_events >= c->core->cfg.watch_events || c->out_bytes >= XSD_EVENT_BYTES_MAX) {
 		if (!c->dropped++ || !(c->dropped & (c->dropped - 1)))
 			pv_log_rl(&drop_rl, PV_LOG_WARN,
@@ -244,6 +251,7 @@ static void conn_drop_state(struct xsd_conn *c)
 		xsd_txn_free(t->tx);
 		free(t);
 	}
+	c->dom->ntx -= c->ntx;
 	c->ntx = 0;
 	for (struct xsd_watch *w = c->watches; w; w = w->cnext)
 		c->dom->nwatches--;
@@ -635,7 +643,9 @@ static int do_transaction_start(struct req *r)
 
 	if (r->tx)
 		return EBUSY;
-	if (!c->caller.priv && c->ntx >= c->core->cfg.transactions)
+	/* Per domain, not per connection: a domain may open many
+	 * connections (a Xen domU has one ring). */
+	if (!c->caller.priv && c->dom->ntx >= c->core->cfg.transactions)
 		return ENOSPC;
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -657,6 +667,7 @@ static int do_transaction_start(struct req *r)
 	t->next = c->txs;
 	c->txs = t;
 	c->ntx++;
+	c->dom->ntx++;
 	snprintf(buf, sizeof(buf), "%u", t->id);
 	return xsd_reply_str(r, buf);
 }
@@ -681,6 +692,7 @@ static int do_transaction_end(struct req *r)
 	free(r->tx);
 	r->tx = NULL;
 	c->ntx--;
+	c->dom->ntx--;
 	if (v[0][0] == 'F') {
 		xsd_txn_free(tx);
 		return xsd_reply_str(r, "OK");

@@ -33,6 +33,7 @@ struct xsd_domain {
 	bool has_target;
 	unsigned target;
 	unsigned nwatches;
+	unsigned ntx;             /* open transactions, all its connections */
 	unsigned nconns;
 	struct xsd_conn *conns;
 };

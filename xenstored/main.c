@@ -30,7 +30,7 @@ static const char usage[] =
 	"  --quota-nodes N          nodes owned per domain (1000)\n"
 	"  --quota-node-size N      bytes per node: header, perms, value, child names (2048)\n"
 	"  --quota-watches N        watches per domain (128)\n"
-	"  --quota-transactions N   open transactions per connection (10)\n"
+	"  --quota-transactions N   open transactions per domain, all connections (10)\n"
 	"  --quota-perms N          permission entries per node (5)\n"
 	"  --quota-outstanding N    unsent replies before a connection is not read (20)\n"
 	"  --quota-txn-nodes N      distinct nodes touched per transaction (1024)\n"

@@ -776,6 +776,8 @@ static int modify(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_cal
 	struct view v;
 	int r;
 
+	if (tx && !xsd_txn_room(tx, type, path, len))
+		return ENOSPC;   /* before anything changes in its view */
 	view_init(&v, st, tx, c, ev);
 	switch (type) {
 	case OP_WRITE: r = xsd_view_write(&v, path, data, len, false); break;

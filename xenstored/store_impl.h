@@ -89,7 +89,11 @@ struct xsd_txn {
 	struct xsd_acct acct;
 	struct xsd_map recs;      /* path -> struct txn_rec */
 	struct txn_op *ops, **ops_tail;
+	struct txn_op *last_op;
+	unsigned nops;            /* logged operations */
+	size_t op_bytes;          /* their paths and data */
 	unsigned lim_nodes;       /* distinct paths allowed, 0 = no limit */
+	size_t lim_bytes;         /* logged bytes allowed, 0 = no limit */
 	bool failed;              /* internal failure: commit says ENOMEM */
 };
 
@@ -148,6 +152,10 @@ void xsd_acct_fini(struct xsd_acct *a);
 void xsd_txn_first_read(struct xsd_store *st, struct xsd_txn *tx);
 /* txn.c: note an access; 0, ENOSPC (too many nodes) or ENOMEM. */
 int xsd_txn_record(struct xsd_txn *tx, const char *path, size_t len, unsigned flags);
+/* txn.c: may an unprivileged transaction log this operation? Its log is
+ * bounded: 4 operations per node of its quota, and that many nodes' worth
+ * of bytes (a rewrite of the path just written replaces it). */
+bool xsd_txn_room(const struct xsd_txn *tx, enum txn_op_type type, const char *path, unsigned len);
 /* txn.c: log a successful modification for replay at commit. */
 int xsd_txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
 	    const void *data, unsigned len);

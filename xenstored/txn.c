@@ -43,6 +43,7 @@ struct xsd_txn *xsd_txn_start(struct xsd_store *st, const struct xsd_caller *c)
 	tx->c = *c;
 	/* The per-transaction node quota travels with the caller. */
 	tx->lim_nodes = c->priv ? 0 : st->lim.txn_nodes;
+	tx->lim_bytes = c->priv ? 0 : (size_t)st->lim.txn_nodes * st->lim.node_size;
 	xsd_map_init(&tx->recs);
 	tx->ops_tail = &tx->ops;
 	return tx;
@@ -111,12 +112,49 @@ nomem:
 	return ENOMEM;
 }
 
+static size_t op_dlen(enum txn_op_type type, unsigned len)
+{
+	return type == OP_SETPERMS ? len * sizeof(struct xsd_perm) : len;
+}
+
+/* A WRITE of the path the last logged operation wrote replaces it. */
+static bool rewrites_last(const struct xsd_txn *tx, enum txn_op_type type, const char *path)
+{
+	return type == OP_WRITE && tx->last_op && tx->last_op->type == OP_WRITE &&
+	       !strcmp(tx->last_op->path, path);
+}
+
+bool xsd_txn_room(const struct xsd_txn *tx, enum txn_op_type type, const char *path, unsigned len)
+{
+	size_t add = op_dlen(type, len);
+
+	if (!tx->lim_nodes)
+		return true;
+	if (rewrites_last(tx, type, path))
+		return tx->op_bytes - tx->last_op->len + add <= tx->lim_bytes;
+	return tx->nops < 4u * tx->lim_nodes && tx->op_bytes + strlen(path) + add <= tx->lim_bytes;
+}
+
 int xsd_txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
 	    const void *data, unsigned len)
 {
-	size_t dlen = type == OP_SETPERMS ? len * sizeof(struct xsd_perm) : len;
-	struct txn_op *op = calloc(1, sizeof(*op));
+	size_t dlen = op_dlen(type, len);
+	struct txn_op *op;
 
+	if (rewrites_last(tx, type, path)) {
+		void *d = dlen ? malloc(dlen) : NULL;
+		op = tx->last_op;
+		if (dlen && !d)
+			goto nomem;
+		if (dlen)
+			memcpy(d, data, dlen);
+		tx->op_bytes = tx->op_bytes - op->len + dlen;
+		free(op->data);
+		op->data = d;
+		op->len = len;
+		return 0;
+	}
+	op = calloc(1, sizeof(*op));
 	if (!op)
 		goto nomem;
 	op->type = type;
@@ -133,6 +171,9 @@ int xsd_txn_log(struct xsd_txn *tx, enum txn_op_type type, const char *path,
 		memcpy(op->data, data, dlen);
 	*tx->ops_tail = op;
 	tx->ops_tail = &op->next;
+	tx->last_op = op;
+	tx->nops++;
+	tx->op_bytes += strlen(path) + dlen;
 	return 0;
 nomem:
 	tx->failed = true;

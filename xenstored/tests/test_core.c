@@ -244,6 +244,40 @@ static void test_watch_events_bounded(void **state)
 	assert_memory_equal(out, "/w/y\0tok", 9);
 }
 
+/* An event longer than a message (deep path + long token) is dropped, not
+ * sent: every client takes one for a broken stream. */
+static void test_watch_event_too_long(void **state)
+{
+	struct fix *f = *state;
+	struct xsd_sockmsg h;
+	static char req[4100], path[2100], out[5000];
+	size_t tl = 4000, pl;
+
+	memcpy(req, "/", 2);
+	memset(req + 2, 't', tl);
+	req[2 + tl] = '\0';
+	assert_true(sendm(f->c[1], XS_WATCH, 0, req, 2 + tl + 1) >= 0);
+	assert_true(next(f->c[1], &h, out));     /* the reply */
+	assert_int_equal(h.type, XS_WATCH);
+	assert_true(next(f->c[1], &h, out));     /* the first firing: "/" fits */
+	assert_int_equal(h.type, XS_WATCH_EVENT);
+	assert_true(h.len <= XENSTORE_PAYLOAD_MAX);
+	path[0] = '/';
+	memset(path + 1, 'p', 2000);
+	pl = 2001;
+	path[pl] = '\0';
+	memcpy(req, path, pl + 1);
+	memcpy(req + pl + 1, "v", 1);
+	assert_true(sendm(f->c[0], XS_WRITE, 0, req, pl + 2) >= 0);
+	while (next(f->c[1], &h, out))
+		assert_true(h.len <= XENSTORE_PAYLOAD_MAX);
+	/* A shorter one still goes out. */
+	assert_string_equal(CALL(f->c[0], XS_WRITE, "/short\0v"), "OK");
+	assert_true(next(f->c[1], &h, out));
+	assert_int_equal(h.type, XS_WATCH_EVENT);
+	assert_memory_equal(out, "/short", 7);
+}
+
 static void test_domains(void **state)
 {
 	struct fix *f = *state;
@@ -334,7 +368,7 @@ static void test_transaction_ids(void **state)
 	assert_string_equal(CALL(f->c[0], XS_RESET_WATCHES, ""), "OK");
 	assert_string_equal(call(f->c[0], XS_READ, 2, "/tx", 4), "E:ENOENT");
 	assert_string_equal(CALL(f->c[0], XS_UNWATCH, "/tx\0t"), "E:ENOENT");
-	/* Unprivileged: 10 per connection. */
+	/* Unprivileged: 10 per domain, whatever its connections. */
 	assert_string_equal(CALL(f->c[0], XS_INTRODUCE, "7\0" "0\0" "1"), "OK");
 	f->c[3] = xsd_conn_new(f->core, 7, false);
 	for (int i = 0; i < 10; i++)
@@ -345,6 +379,14 @@ static void test_transaction_ids(void **state)
 			    "transactions     :       10\nconnections      :        1\n");
 	assert_string_equal(CALL(f->c[0], XS_CONTROL, "quota\0set\0transactions\0" "11"), "OK");
 	assert_string_not_equal(CALL(f->c[3], XS_TRANSACTION_START, ""), "E:ENOSPC");
+	{
+		struct xsd_conn *b = xsd_conn_new(f->core, 7, false);
+		assert_string_equal(CALL(b, XS_TRANSACTION_START, ""), "E:ENOSPC");
+		xsd_conn_free(f->c[3]);   /* its transactions go with it */
+		f->c[3] = NULL;
+		assert_string_not_equal(CALL(b, XS_TRANSACTION_START, ""), "E:ENOSPC");
+		xsd_conn_free(b);
+	}
 	assert_string_equal(CALL(f->c[0], XS_CONTROL, "check"), "OK");
 }
 
@@ -355,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_events_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_event_too_long, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction_ids, setup, teardown),
 	};

@@ -513,6 +513,39 @@ static void test_txn_quota(void **state)
 	xsd_txn_free(tx);
 }
 
+/* A transaction's log of operations is bounded for unprivileged callers:
+ * rewriting the path just written replaces its entry (no growth), other
+ * rewrites count, up to 4 per node of the quota. */
+static void test_txn_log_bounded(void **state)
+{
+	struct xsd_store *st = *state;
+	struct xsd_txn *tx;
+	char val[16];
+	int e = 0, i;
+
+	xsd_store_limits(st)->txn_nodes = 8;
+	assert_int_equal(xsd_mkdir(st, NULL, &dom0, "/local/domain/5", NULL), 0);
+	assert_int_equal(perms(st, &dom0, "/local/domain/5", "n5"), 0);
+	tx = xsd_txn_start(st, &dom5);
+	for (i = 0; i < 10000 && !e; i++) {
+		snprintf(val, sizeof(val), "%d", i);
+		e = wr(st, tx, &dom5, "/local/domain/5/same", val);
+	}
+	assert_int_equal(e, 0);
+	/* Alternating two paths: each write is an entry, 32 at most. */
+	for (i = 0; i < 100 && !e; i++)
+		e = wr(st, tx, &dom5, i % 2 ? "/local/domain/5/a" : "/local/domain/5/b", "v");
+	assert_int_equal(e, ENOSPC);
+	assert_true(i <= 33);
+	assert_int_equal(xsd_txn_commit(st, tx, NULL), 0);
+	assert_string_equal(rd(st, NULL, &dom0, "/local/domain/5/same", NULL), "9999");
+	/* dom0 is not bounded. */
+	tx = xsd_txn_start(st, &dom0);
+	for (i = 0; i < 100 && !e; i++)
+		e = wr(st, tx, &dom0, i % 2 ? "/local/domain/5/a" : "/local/domain/5/b", "w");
+	xsd_txn_free(tx);
+}
+
 static void test_snapshot_cow(void **state)
 {
 	struct xsd_store *st = *state;
@@ -612,6 +645,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_txn_isolation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_conflicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_log_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_cow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_gone, setup, teardown),
 		cmocka_unit_test(test_paths),
