@@ -133,7 +133,8 @@ static int read_until(struct xsc *c, void *buf, size_t len, uint64_t deadline)
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = read(c->fd, (char *)buf + got, len - got);
+		/* MSG_DONTWAIT: the deadline holds even on a blocking socket. */
+		ssize_t n = recv(c->fd, (char *)buf + got, len - got, MSG_DONTWAIT);
 		if (n > 0) {
 			got += (size_t)n;
 			continue;
@@ -142,7 +143,7 @@ static int read_until(struct xsc *c, void *buf, size_t len, uint64_t deadline)
 			return -ECONNRESET;
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN)
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
 		uint64_t now = pv_now_ns();
 		if (now >= deadline)
@@ -157,7 +158,11 @@ static int read_until(struct xsc *c, void *buf, size_t len, uint64_t deadline)
 static int read_reply(struct xsc *c, struct xsd_sockmsg *h, uint8_t *payload, uint64_t deadline)
 {
 	for (;;) {
-		int r = read_until(c, h, sizeof(*h), deadline);
+		int r;
+		/* A daemon streaming watch events cannot hold us past it. */
+		if (pv_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		r = read_until(c, h, sizeof(*h), deadline);
 		if (r < 0)
 			return r;
 		if (h->len > XENSTORE_PAYLOAD_MAX)

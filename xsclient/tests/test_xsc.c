@@ -174,7 +174,8 @@ static void test_domain_quota(void **state)
 struct fake {
 	int fd;
 	int mode;  /* 0 wrong type, 1 huge len, 2 unknown req_id, 3 silence, 4 EAGAIN then ok,
-		    * 5 every reply twice */
+		    * 5 every reply twice, 6 half a header then silence, 7 watch events
+		    * without end */
 };
 
 static void *fake_main(void *arg)
@@ -199,6 +200,17 @@ static void *fake_main(void *arg)
 			r.req_id = h.req_id + 1000;
 		else if (f->mode == 3)
 			continue;
+		if (f->mode == 6) {
+			if (pv_write_all(f->fd, &r, 8) < 0)
+				return NULL;
+			continue;
+		}
+		if (f->mode == 7) {
+			struct xsd_sockmsg ev = { .type = XS_WATCH_EVENT, .len = 6 };
+			for (;;)
+				if (pv_write_all(f->fd, &ev, sizeof(ev)) < 0 || pv_write_all(f->fd, "/w\0t\0\0", 6) < 0)
+					return NULL;
+		}
 		if (f->mode == 4) {
 			if (h.type == XS_TRANSACTION_START) {
 				pl = "5";
@@ -263,6 +275,8 @@ static void test_hostile(void **state)
 	hostile(3, -ETIMEDOUT);  /* no answer */
 	hostile(4, 0);           /* EAGAIN at commit, then success */
 	hostile(5, -EPROTO);     /* a reply repeated (found by the fuzzer: it leaked) */
+	hostile(6, -ETIMEDOUT);  /* half a header, then nothing (a blocking read hung) */
+	hostile(7, -ETIMEDOUT);  /* watch events without end (skipped for ever) */
 }
 
 int main(void)
