@@ -222,3 +222,24 @@ void pv_sleep_ns(uint64_t ns)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+int pv_accept(int lfd, int flags)
+{
+	static int spare = -1;
+	int fd, e;
+
+	if (spare < 0)
+		spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fd = accept4(lfd, NULL, NULL, flags);
+	if (fd >= 0)
+		return fd;
+	e = errno;
+	if ((e == EMFILE || e == ENFILE) && spare >= 0) {
+		close(spare);
+		fd = accept(lfd, NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+		spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	return -e;
+}

@@ -39,6 +39,11 @@ ssize_t pv_read_full(int fd, void *buf, size_t len);
 
 int pv_set_nonblock(int fd, bool on);
 int pv_set_cloexec(int fd);
+/* accept4() for a level-triggered listener: out of fds (EMFILE/ENFILE), it
+ * accepts the connection on a reserved fd and closes it at once, so the
+ * listener does not spin on a connection it cannot take. The fd, or -errno
+ * (-EMFILE when one was shed). Loop thread only (the reserve is global). */
+int pv_accept(int lfd, int flags);
 
 /* Send `len` bytes plus up to 16 fds over a UNIX socket in one sendmsg. */
 ssize_t pv_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds);

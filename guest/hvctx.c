@@ -49,7 +49,7 @@ void gr_hvctx_close(struct gr_hvctx *c)
 
 int gr_memory_map(struct gr_rt *rt, struct gr_hvctx *c)
 {
-	size_t npages = 0;
+	size_t npages = rt->mem_pages;   /* what we own at mem_base, if anything */
 	void *base = pv_hv_map_own_memory_id(c->hv, rt->mem_base, &npages, &rt->mem_id);
 
 	if (!base)

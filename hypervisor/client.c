@@ -185,6 +185,10 @@ int hvc_open(struct hvc *c, const char *path, uint32_t want)
 	if (r < 0)
 		goto fail;
 	memcpy(&hello, c->rep_payload, sizeof(hello));
+	if (hello.max_port > HVP_MAX_PORT) {   /* sizes our port tables */
+		r = -EPROTO;
+		goto fail;
+	}
 	c->domid = hello.domid;
 	c->state = hello.state;
 	c->max_port = hello.max_port;

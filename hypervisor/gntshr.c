@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hypervisor/gnttab.h"
@@ -42,9 +43,19 @@ struct pv_gntshr *pv_gntshr_open(struct pv_hv *hv)
 		goto fail;
 	gs->free = calloc(nr, sizeof(*gs->free));
 	gs->taken = calloc(nr, 1);
+	if (!gs->free || !gs->taken)
+		goto fail;
+	/* The table must exist whole (else SIGBUS on the first touch). */
+	{
+		struct stat st;
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < (uint64_t)nr * sizeof(grant_entry_v1_t)) {
+			errno = EPROTO;
+			goto fail;
+		}
+	}
 	p = mmap(NULL, (size_t)nr * sizeof(grant_entry_v1_t), PROT_READ | PROT_WRITE, MAP_SHARED,
 		 fd, 0);
-	if (!gs->free || !gs->taken || p == MAP_FAILED)
+	if (p == MAP_FAILED)
 		goto fail;
 	close(fd);
 	gs->tab = p;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -171,6 +172,13 @@ static void install_views(struct pv_gnttab *gt, const struct hvp_view *w, unsign
 			retire_view(gt, (unsigned)(old - gt->views));
 		if (fd < 0 || len == 0)
 			continue;
+		/* The view must exist whole: a reply overstating it would
+		 * fault (SIGBUS) on the first touch past the file's end. */
+		{
+			struct stat st;
+			if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < len)
+				continue;
+		}
 		nv_.len = len;
 		nv_.ro = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 		nv_.rw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -229,7 +237,7 @@ static int map_chunk(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_map_
 		ops[i].addr = NULL;
 		if (w[i].status != GNTST_okay)
 			continue;
-		if (!v || off >= v->len) {
+		if (!v || off % PV_PAGE_SIZE || off >= v->len || v->len - off < PV_PAGE_SIZE) {
 			/* No view to point into (out of address space): undo. */
 			gt->scratch.unmap[lost++].handle = w[i].handle;
 			ops[i].status = GNTST_no_space;

@@ -98,6 +98,13 @@ void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct
 		errno = -r;
 		return NULL;
 	}
+	/* MAP_FIXED replaces whatever is there: only the region the caller
+	 * said it owns (*npages pages at `at`), never more. */
+	if (at && (!npages || *npages != pages)) {
+		close(fd);
+		errno = EPROTO;
+		return NULL;
+	}
 	if (id && fstat(fd, &st) < 0)
 		id = NULL;
 	if (id && at && id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino &&

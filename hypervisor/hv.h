@@ -64,7 +64,9 @@ int pv_hv_poll_notices(struct pv_hv *hv, struct pv_notice *out, unsigned max);
 
 /* Map this domain's I/O memory read-write. If `at` is non-NULL the mapping is
  * placed exactly there (MAP_FIXED, replacing what was mapped), which is how a
- * moved guest keeps its addresses. Sets *npages. */
+ * moved guest keeps its addresses: *npages must then say how many pages the
+ * caller owns at `at`, and memory of another size is refused (EPROTO) before
+ * anything is mapped. Sets *npages. */
 void *pv_hv_map_own_memory(struct pv_hv *hv, void *at, size_t *npages);
 /* The same, remembering which memory object is mapped: when `at` already
  * maps the object the hypervisor hands out (same *id, same size: memory

@@ -36,7 +36,7 @@
 #define HVD_DEF_DOM0_PORTS    4095u    /* the 2-level ABI limit on x86-64 */
 #define HVD_MAX_MEM_PAGES     (1u << 20)   /* 4 GiB per domain */
 #define HVD_MAX_GRANT_FRAMES  1024u
-#define HVD_MAX_PORTS         131071u      /* the FIFO ABI limit */
+#define HVD_MAX_PORTS         HVP_MAX_PORT /* the FIFO ABI limit */
 #define HVD_MAX_MAPTRACK      (1u << 22)
 #define HVD_MAX_NOTICES       4096u        /* queued per connection */
 #define HVD_MAX_CONNS_DOMU    64u          /* connections per unprivileged domain */

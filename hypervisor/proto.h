@@ -35,6 +35,7 @@
 #define HVP_MAX_LIST  64        /* domain infos per list reply */
 #define HVP_MAX_NOTICES 128     /* notices per reply */
 #define HVP_MAX_MSG   16384     /* no message is longer */
+#define HVP_MAX_PORT  131071u   /* no event-channel port above (the FIFO ABI's limit) */
 
 enum hvp_op {
 	HVP_HELLO = 1,        /* -> hvp_hello + notice socket */

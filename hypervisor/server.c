@@ -249,12 +249,12 @@ static void on_accept(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 	struct hvd_domain *d = arg;
 
 	for (int i = 0; i < 16; i++) {
-		int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int s = pv_accept(fd, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (s < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				pv_log_rl(&d->h->rl, PV_LOG_WARN, "accept on d%u: %s", d->domid,
-					  strerror(errno));
+			if (s != -EAGAIN && s != -EINTR)
+				pv_log_rl(&d->h->rl, PV_LOG_WARN, "accept on d%u: %s%s", d->domid,
+					  strerror(-s), s == -EMFILE ? " (connection refused)" : "");
 			return;
 		}
 		if (d->domid != 0 && d->nconns >= HVD_MAX_CONNS_DOMU) {

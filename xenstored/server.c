@@ -190,9 +190,13 @@ static void accept_event(struct pv_loop *loop, int fd, uint32_t events, void *ar
 	int cfd;
 
 	(void)events;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	cfd = pv_accept(fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0) {
+		if (cfd == -EMFILE || cfd == -ENFILE)
+			pv_log_rl(&io_rl, PV_LOG_WARN, "domain %u: connection refused: %s", l->domid,
+				  strerror(-cfd));
 		return;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->xc = xsd_conn_new(srv->core, l->domid, l->priv))) {
 		pv_log_rl(&io_rl, PV_LOG_WARN, "domain %u: connection refused: %s", l->domid,

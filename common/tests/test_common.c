@@ -7,6 +7,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/un.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "common/loop.h"
@@ -150,6 +154,49 @@ static void test_sbuf(void **state)
 	assert_string_equal(small, "abcde");
 }
 
+/* Out of fds, a connection is shed (accepted and closed), not left pending
+ * for a level-triggered listener to spin on. */
+static void test_accept_shed(void **state)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct rlimit old, low;
+	struct pollfd p;
+	int l, c, fill[64], nfill = 0, r;
+	(void)state;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/pvnet-accept-%d", (int)getpid());
+	unlink(a.sun_path);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	/* A first accept takes the reserve; then fill the table. */
+	r = pv_accept(l, SOCK_CLOEXEC);
+	assert_true(r >= 0);
+	close(r);
+	close(c);
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)c + 8;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
+		nfill++;
+	assert_true(nfill < 64);
+	assert_int_equal(pv_accept(l, SOCK_CLOEXEC), -EMFILE);
+	p = (struct pollfd){ .fd = l, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 0), 0);   /* nothing left pending */
+	while (nfill)
+		close(fill[--nfill]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	close(c);
+	close(l);
+	unlink(a.sun_path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_fd_passing),
 		cmocka_unit_test(test_loop),
 		cmocka_unit_test(test_sbuf),
+		cmocka_unit_test(test_accept_shed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -669,7 +669,11 @@ static int move_guest(void *arg)
 	hvt_put(x->sv[1], (uint32_t)port);
 	CHECK_EQ(hvt_get(x->sv[1]), 1);
 
+	/* Memory of another size than what is at `at` is refused. */
+	pages = g.pages + 1;
+	CHECK(!pv_hv_map_own_memory_id(g.hv, g.mem, &pages, &mid) && errno == EPROTO);
 	/* Which memory object the guest maps (mapped again, same place). */
+	pages = g.pages;
 	CHECK(pv_hv_map_own_memory_id(g.hv, g.mem, &pages, &mid) == g.mem);
 	CHECK(mid.ino != 0 && mid.npages == g.pages);
 	mid_before = mid;
@@ -687,6 +691,7 @@ static int move_guest(void *arg)
 	/* Reconnect on the new hypervisor; the memory is where it was. */
 	CHECK(n.hv = pv_hv_open(info.hypervisor_path));
 	CHECK_EQ(pv_hv_domid(n.hv), x->new_domid);
+	pages = g.pages;
 	base = pv_hv_map_own_memory_id(n.hv, g.mem, &pages, &mid);
 	CHECK(base == g.mem);
 	CHECK_EQ(pages, g.pages);
