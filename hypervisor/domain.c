@@ -313,6 +313,7 @@ void hvd_domain_end(struct hvd *h, struct hvd_domain *d)
 			continue;
 		hvd_mt_fini(&c->mt);
 		hvd_mt_init(&c->mt, &d->mappings_held, d->max_maptrack);
+		hvd_mt_charge(&c->mt, &d->maptrack_cap);
 		for (unsigned i = 0; i < c->nviews; i++)
 			hvd_notice(c, PV_NOTICE_MAPPINGS_REVOKED, c->views[i]->domid, 0,
 				   c->views[i]->incarnation);

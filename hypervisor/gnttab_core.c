@@ -191,6 +191,8 @@ static uint32_t mt_alloc(struct hvd_maptrack *mt)
 			ncap = mt->limit;
 		if (ncap <= mt->cap)
 			return MT_NONE;
+		if (mt->capacity && *mt->capacity + (ncap - mt->cap) > 2ull * mt->limit)
+			return MT_NONE;
 		ne = realloc(mt->e, (size_t)ncap * sizeof(*ne));
 		if (!ne)
 			return MT_NONE;
@@ -200,6 +202,8 @@ static uint32_t mt_alloc(struct hvd_maptrack *mt)
 			ne[i].next_free = mt->free_head;
 			mt->free_head = i;
 		}
+		if (mt->capacity)
+			*mt->capacity += ncap - mt->cap;
 		mt->e = ne;
 		mt->cap = ncap;
 	}
@@ -231,9 +235,18 @@ void hvd_mt_fini(struct hvd_maptrack *mt)
 		(*mt->held)--;
 	}
 	free(mt->e);
+	if (mt->capacity)
+		*mt->capacity -= mt->cap;
 	mt->e = NULL;
 	mt->cap = 0;
 	mt->free_head = MT_NONE;
+}
+
+void hvd_mt_charge(struct hvd_maptrack *mt, uint32_t *capacity)
+{
+	mt->capacity = capacity;
+	if (capacity)
+		*capacity += mt->cap;
 }
 
 unsigned hvd_mt_revoke(struct hvd_maptrack *mt, const struct hvd_gt *gt)

@@ -73,9 +73,14 @@ struct hvd_maptrack {
 	uint32_t free_head;
 	uint32_t *held;      /* the mapping domain's handle count */
 	uint32_t limit;      /* the mapping domain's maximum */
+	uint32_t *capacity;  /* the domain's entries allocated, all its tables (or NULL) */
 };
 
 void hvd_mt_init(struct hvd_maptrack *mt, uint32_t *held, uint32_t limit);
+/* Charge this table's allocated entries to `capacity` too (the domain's
+ * total, shared by its tables): it may not pass twice the limit, so tables
+ * grown to their peak on many connections cannot hold unbounded memory. */
+void hvd_mt_charge(struct hvd_maptrack *mt, uint32_t *capacity);
 /* Unmap everything still mapped and free the table. */
 void hvd_mt_fini(struct hvd_maptrack *mt);
 /* Drop every live mapping of `gt`'s grants: their handles stay allocated

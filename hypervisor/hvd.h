@@ -62,6 +62,7 @@ struct hvd_domain {
 	char name[64];
 	uint32_t max_maptrack;
 	uint32_t mappings_held;
+	uint32_t maptrack_cap;     /* entries allocated in its connections' tables */
 	int memfd;                 /* -1: none (incoming, moved) */
 	int gtfd;                  /* -1: no grant table (moved) */
 	struct hvd_gt gt;          /* gt.mem/gt.mem_pages describe the memory */

@@ -158,6 +158,7 @@ struct hvd_conn *hvd_conn_new(struct hvd *h, struct hvd_domain *dom, int fd)
 	c->notice_fd = c->notice_peer = -1;
 	c->rl = (struct pv_ratelimit)PV_RATELIMIT_INIT(1000, 5);
 	hvd_mt_init(&c->mt, &dom->mappings_held, dom->max_maptrack);
+	hvd_mt_charge(&c->mt, &dom->maptrack_cap);
 	if (fd >= 0 && h->loop &&
 	    pv_loop_add_fd(h->loop, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
 		free(c);

@@ -237,6 +237,53 @@ static void test_maptrack_limit_and_overflow(void **state)
 	}
 }
 
+/* Tables grown to their peak on several connections of one domain: their
+ * allocated entries together may not pass twice the domain's limit (each
+ * table alone is bounded by the limit of live handles, not their sum). */
+static void test_maptrack_capacity_charged(void **state)
+{
+	struct dom *g = doms[0];
+	struct hvd_maptrack t[3];
+	uint32_t held = 0, cap = 0, h[16];
+	struct gnttab_map_grant_ref op;
+	(void)state;
+
+	grant(g, 20, 2, 3, true);
+	for (int k = 0; k < 3; k++) {
+		hvd_mt_init(&t[k], &held, 16);
+		hvd_mt_charge(&t[k], &cap);
+	}
+	for (int k = 0; k < 2; k++) {
+		/* Map to the limit, unmap all: the table keeps its 16 entries. */
+		for (int i = 0; i < 16; i++) {
+			op = map_op(1, 20, true);
+			hvd_gt_map(&t[k], &g->gt, 2, &op);
+			assert_int_equal(op.status, GNTST_okay);
+			h[i] = op.handle;
+		}
+		for (int i = 0; i < 16; i++) {
+			struct gnttab_unmap_grant_ref u = { .handle = h[i] };
+			hvd_gt_unmap(&t[k], &u);
+			assert_int_equal(u.status, GNTST_okay);
+		}
+	}
+	assert_int_equal(held, 0);
+	assert_int_equal(cap, 32);
+	op = map_op(1, 20, true);
+	hvd_gt_map(&t[2], &g->gt, 2, &op);
+	assert_int_equal(op.status, GNTST_no_space);
+	/* A table freed gives its entries back. */
+	hvd_mt_fini(&t[0]);
+	assert_int_equal(cap, 16);
+	op = map_op(1, 20, true);
+	hvd_gt_map(&t[2], &g->gt, 2, &op);
+	assert_int_equal(op.status, GNTST_okay);
+	hvd_mt_fini(&t[2]);
+	hvd_mt_fini(&t[1]);
+	assert_int_equal(cap, 0);
+	assert_int_equal(held, 0);
+}
+
 static void test_revoke(void **state)
 {
 	struct dom *g = doms[0], *b = doms[1];
@@ -494,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_errors, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_map_pinned_by_other, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_maptrack_limit_and_overflow, gt_setup, gt_teardown),
+		cmocka_unit_test_setup_teardown(test_maptrack_capacity_charged, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_revoke, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_copy, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_bind_close, ec_setup, ec_teardown),
