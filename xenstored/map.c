@@ -4,15 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint32_t xsd_hash(const char *s, size_t len)
+uint32_t xsd_hash_more(uint32_t h, const char *s, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len; i++) {   /* FNV-1a */
 		h ^= (uint8_t)s[i];
 		h *= 16777619u;
 	}
 	return h;
+}
+
+uint32_t xsd_hash(const char *s, size_t len)
+{
+	return xsd_hash_more(2166136261u, s, len);
 }
 
 void xsd_map_init(struct xsd_map *m)
@@ -41,7 +44,12 @@ static struct xsd_map_ent *find(const struct xsd_map *m, const char *key, size_t
 
 void *xsd_map_get(const struct xsd_map *m, const char *key, size_t klen)
 {
-	struct xsd_map_ent *e = find(m, key, klen, xsd_hash(key, klen));
+	return xsd_map_get_hashed(m, key, klen, xsd_hash(key, klen));
+}
+
+void *xsd_map_get_hashed(const struct xsd_map *m, const char *key, size_t klen, uint32_t hash)
+{
+	struct xsd_map_ent *e = find(m, key, klen, hash);
 	return e ? e->val : NULL;
 }
 

@@ -26,10 +26,15 @@ struct xsd_map {
 };
 
 uint32_t xsd_hash(const char *s, size_t len);
+/* The hash of a key extended by len more bytes, from the hash of the key
+ * (xsd_hash(a+b) == xsd_hash_more(xsd_hash(a), b)); the seed is xsd_hash(s, 0). */
+uint32_t xsd_hash_more(uint32_t h, const char *s, size_t len);
 void xsd_map_init(struct xsd_map *m);
 /* Frees the table only (not keys or values). */
 void xsd_map_fini(struct xsd_map *m);
 void *xsd_map_get(const struct xsd_map *m, const char *key, size_t klen);
+/* The same, with the key's hash already known. */
+void *xsd_map_get_hashed(const struct xsd_map *m, const char *key, size_t klen, uint32_t hash);
 /* Insert or replace. 0 or ENOMEM. */
 int xsd_map_put(struct xsd_map *m, const char *key, size_t klen, void *val);
 /* Remove and return the value, or NULL. */

@@ -450,10 +450,16 @@ static int read_node(struct xsd_store *st, struct xsd_txn *tx, const struct xsd_
 		xsd_txn_first_read(st, tx);
 	view_init(&v, st, tx, c, NULL);
 	walk(*v.rootp, path, &w);
-	r = record(&v, path, strlen(path), flags);
-	if (r)
-		return r;
+	/* A read refused (EACCES) is not recorded: else a commit's EAGAIN
+	 * would tell the caller that a node it may not read has changed. */
 	r = check_access(&w, c, XSD_PERM_READ);
+	if (r == EACCES)
+		return r;
+	{
+		int rr = record(&v, path, strlen(path), flags);
+		if (rr)
+			return rr;
+	}
 	if (r)
 		return r;
 	*out = w.node;

@@ -106,10 +106,11 @@ void xsd_watch_del_all(struct xsd_watches *t, struct xsd_watch **list)
 		unlink_watch(t, list, *list);
 }
 
-/* Collect the watches on path[0..len) into t->hits; false on ENOMEM. */
-static bool collect(struct xsd_watches *t, const char *path, size_t len, unsigned *n)
+/* Collect the watches on path[0..len) (whose hash is `hash`) into t->hits;
+ * false on ENOMEM. */
+static bool collect(struct xsd_watches *t, const char *path, size_t len, uint32_t hash, unsigned *n)
 {
-	for (struct xsd_watch *w = xsd_map_get(&t->map, path, len); w; w = w->next) {
+	for (struct xsd_watch *w = xsd_map_get_hashed(&t->map, path, len, hash); w; w = w->next) {
 		if (*n == t->hcap) {
 			unsigned cap = t->hcap ? t->hcap * 2 : 64;
 			struct xsd_watch **h = realloc(t->hits, cap * sizeof(*h));
@@ -137,13 +138,19 @@ void xsd_watch_fire(struct xsd_watches *t, const struct xsd_event *e, xsd_watch_
 	if (!t->n)
 		return;
 	if (e->exact || p[0] == '@') {
-		collect(t, p, len, &n);
+		collect(t, p, len, xsd_hash(p, len), &n);
 	} else {
-		/* "/" and then every ancestor prefix, ending with the path itself. */
-		collect(t, "/", 1, &n);
-		for (size_t i = 2; i <= len; i++)
-			if (i == len || p[i] == '/')
-				collect(t, p, i, &n);
+		/* "/" and then every ancestor prefix, ending with the path
+		 * itself; the prefixes' hashes are built along the path, so a
+		 * deep path costs its length, not its length squared. */
+		uint32_t h = xsd_hash(p, 1);
+		collect(t, "/", 1, h, &n);
+		for (size_t i = 2, done = 1; i <= len; i++)
+			if (i == len || p[i] == '/') {
+				h = xsd_hash_more(h, p + done, i - done);
+				done = i;
+				collect(t, p, i, h, &n);
+			}
 	}
 	/* Insertion sort: the hits of each path are already in order. */
 	for (unsigned i = 1; i < n; i++) {

@@ -216,7 +216,7 @@ static int exchange(struct xsc *c, const uint8_t *out, size_t outlen, uint32_t f
 				break;
 			idx = h.req_id - first_id;
 			/* Unknown or repeated req_id: the stream is not ours to trust. */
-			if (h.req_id < first_id || idx >= n || seen[idx]) {
+			if (idx >= n || seen[idx]) {   /* modulo 2^32: ids may wrap */
 				r = -EPROTO;
 				break;
 			}
