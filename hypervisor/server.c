@@ -116,8 +116,15 @@ void hvd_send(struct hvd_conn *c, const void *buf, size_t len, const int *fds, u
 	c->out_nfds = 0;
 	for (unsigned i = 0; i < nfds; i++) {
 		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
-		if (d >= 0)
-			c->out_fds[c->out_nfds++] = d;
+		if (d < 0) {
+			/* A reply short of an fd would pair the client's views
+			 * and fds wrongly: no reply at all, the connection ends. */
+			pv_log_rl(&c->rl, PV_LOG_WARN, "d%u: keeping a reply's fds: %s; connection closed",
+				  c->dom->domid, strerror(errno));
+			c->dead = true;
+			return;
+		}
+		c->out_fds[c->out_nfds++] = d;
 	}
 	hvd_conn_watch(c);
 }
