@@ -127,7 +127,11 @@ static void handle_port(struct nb_queue *q, evtchn_port_t port)
 	}
 	if (is_rx) {
 		RING_IDX prod = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
-		if (prod != q->rx_seen_prod) {
+		/* Work only if requests were posted: a producer moved back (or
+		 * absurdly far) is no work, else flipping it between two values
+		 * would hide an event storm. Posted requests stay within a ring
+		 * of the last value seen (rx rounds update it too). */
+		if (prod - q->rx_seen_prod - 1 < RING_SIZE(&q->rx)) {
 			work = true;
 			q->rx_seen_prod = prod;
 			if (q->rx_blocked)

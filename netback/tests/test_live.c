@@ -1167,6 +1167,28 @@ static void case_event_storm(struct tf_env *e)
 	CHECK(stat_value(e, &p.a, "vif", "spurious_events") >= 16, "spurious events counted");
 }
 
+/* Notifications whose only "work" is an rx producer flipped back and forth
+ * are an event storm all the same. */
+static void case_event_storm_flip(struct tf_env *e)
+{
+	struct pair p;
+	uint64_t end = pv_now_ns() + 8000000000ull;
+	RING_IDX prod;
+
+	if (!pair_up(e, &p))
+		return;
+	prod = p.a.q[0].rx.sring->req_prod;
+	for (unsigned n = 0; pv_now_ns() < end && !tf_log_wait(e, "event storm", 0); n++) {
+		for (int i = 0; i < 100; i++) {
+			p.a.q[0].rx.sring->req_prod = prod - ((n * 100 + (unsigned)i) & 1);
+			tf_notify(&p.a, 0, false);
+		}
+		pv_sleep_ns(1000000);
+	}
+	p.a.q[0].rx.sring->req_prod = prod;
+	expect_disabled(e, &p.a, &p.b, "event storm");
+}
+
 static void case_disabled_then_reconnect(struct tf_env *e)
 {
 	struct pair p;
@@ -1238,6 +1260,7 @@ static const struct tcase cases[] = {
 	{ "chain-past-producer", case_chain_past_producer, NULL, 0 },
 	{ "bad-gref", case_bad_gref, NULL, 0 },
 	{ "event-storm", case_event_storm, NULL, 0 },
+	{ "event-storm-flip", case_event_storm_flip, NULL, 0 },
 	{ "disabled-then-reconnect", case_disabled_then_reconnect, NULL, 0 },
 };
 
