@@ -387,6 +387,7 @@ void xsd_store_free(struct xsd_store *st)
 		return;
 	xsd_node_unref(st->root);
 	xsd_domtab_fini(&st->owned);
+	xsd_domtab_fini(&st->released);
 	free(st->special[0]);
 	free(st->special[1]);
 	free(st);
@@ -915,6 +916,13 @@ int xsd_store_domain_gone(struct xsd_store *st, unsigned domid, struct xsd_evlis
 
 	if (domid == 0 || domid > XSD_DOMID_MAX)
 		return EINVAL;
+	{
+		/* When it went (a generation of its own): transactions started
+		 * before may not give it rights (txn.c). */
+		uint64_t *rel = xsd_domtab_get(&st->released, domid, sizeof(*rel), true);
+		if (rel)
+			*rel = ++st->gen;
+	}
 	view_init(&v, st, NULL, &dom0, ev);
 	if (!gone_needed(st->root, domid))
 		return 0;

@@ -54,6 +54,7 @@ struct xsd_store {
 	struct xsd_node *root;
 	uint64_t gen;
 	struct xsd_domtab owned;  /* uint32_t live node count per domain */
+	struct xsd_domtab released; /* uint64_t: gen of the domain's last release */
 	unsigned long nnodes;     /* live tree */
 	struct xsd_limits lim;
 	struct xsd_perm *special[2];

@@ -249,6 +249,25 @@ static int replay(struct xsd_store *st, struct xsd_txn *tx, struct xsd_evlist *e
 	return r;
 }
 
+/* Does the transaction give rights (ACL entries, ownership) to a domain
+ * released since it started? Its commit would undo that release: a later
+ * domain with that id would inherit them (XSA-322's class). */
+static bool names_released(struct xsd_store *st, const struct xsd_txn *tx)
+{
+	for (const struct txn_op *op = tx->ops; op; op = op->next) {
+		const struct xsd_perm *p = op->data;
+		if (op->type != OP_SETPERMS)
+			continue;
+		for (unsigned i = 0; i < op->len; i++) {
+			const uint64_t *rel = p[i].domid ? xsd_domtab_get(&st->released, p[i].domid,
+									  sizeof(*rel), false) : NULL;
+			if (rel && *rel > tx->start_gen)
+				return true;
+		}
+	}
+	return false;
+}
+
 int xsd_txn_commit(struct xsd_store *st, struct xsd_txn *tx, struct xsd_evlist *ev)
 {
 	uint32_t pos = 0;
@@ -264,6 +283,12 @@ int xsd_txn_commit(struct xsd_store *st, struct xsd_txn *tx, struct xsd_evlist *
 			r = EAGAIN;
 			goto out;
 		}
+	}
+	/* Retried, it sees the release (as any transaction that read what the
+	 * release removed already does). */
+	if (names_released(st, tx)) {
+		r = EAGAIN;
+		goto out;
 	}
 	if (tx->ops)
 		r = replay(st, tx, ev);

@@ -570,6 +570,31 @@ static void test_txn_refused_read_not_recorded(void **state)
 	assert_int_equal(xsd_hash_more(xsd_hash("/a/b", 4), "/c", 2), xsd_hash("/a/b/c", 6));
 }
 
+/* A release cannot be undone by a transaction open across it: giving the
+ * released domain rights makes the commit fail (EAGAIN); retried, it is a
+ * transaction after the release like any other. */
+static void test_txn_across_release(void **state)
+{
+	struct xsd_store *st = *state;
+	struct xsd_txn *tx;
+
+	assert_int_equal(wr(st, NULL, &dom0, "/backend/z", "v"), 0);
+	tx = xsd_txn_start(st, &dom0);
+	{
+		struct xsd_perm p[2] = { { 0, 0 }, { 11, XSD_PERM_READ } };
+		assert_int_equal(xsd_set_perms(st, tx, &dom0, "/backend/z", p, 2, NULL), 0);
+	}
+	assert_int_equal(xsd_store_domain_gone(st, 11, NULL), 0);
+	assert_int_equal(xsd_txn_commit(st, tx, NULL), EAGAIN);
+	/* Started after the release: commits. */
+	tx = xsd_txn_start(st, &dom0);
+	{
+		struct xsd_perm p[2] = { { 0, 0 }, { 11, XSD_PERM_READ } };
+		assert_int_equal(xsd_set_perms(st, tx, &dom0, "/backend/z", p, 2, NULL), 0);
+	}
+	assert_int_equal(xsd_txn_commit(st, tx, NULL), 0);
+}
+
 static void test_snapshot_cow(void **state)
 {
 	struct xsd_store *st = *state;
@@ -671,6 +696,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_txn_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_log_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_refused_read_not_recorded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_across_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_cow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_gone, setup, teardown),
 		cmocka_unit_test(test_paths),
