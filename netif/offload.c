@@ -104,11 +104,15 @@ int nif_parse_l4(const uint8_t *buf, size_t len, size_t frame_len, struct nif_l4
 		doff = (size_t)(buf[l4 + 12] >> 4) * 4;
 		if (doff < 20 || l4 + doff > frame_len)
 			return -EINVAL;
+		if (len < l4 + doff)
+			return -EMSGSIZE;
 		out->csum_offset = 16;
 		out->hdr_len = (uint16_t)(l4 + doff);
 	} else if (proto == IPPROTO_UDP) {
 		if (frame_len < l4 + 8)
 			return -EINVAL;
+		if (len < l4 + 8)
+			return -EMSGSIZE;
 		out->csum_offset = 6;
 		out->hdr_len = (uint16_t)(l4 + 8);
 	} else {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "common/xen.h"
 #include "hypervisor/hv.h"
 #include "toolstack/cli.h"
 #include "toolstack/guests.h"
@@ -228,6 +229,10 @@ void guest_remove_domain(const struct cli *c, const char *host, const struct gue
 	struct xs_handle *h;
 	struct pv_hv *ctl;
 
+	/* Never dom0 (a damaged guest.conf without a domid reads as 0): its
+	 * removal would take every backend of the host with it. */
+	if (domid == 0 || domid >= DOMID_FIRST_RESERVED)
+		return;
 	pv_strlcpy(d.uuid, g->uuid, sizeof(d.uuid));
 	lab_xs_socket(c, host, xs, sizeof(xs));
 	lab_hv_socket(c, host, hv, sizeof(hv));

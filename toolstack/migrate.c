@@ -253,6 +253,8 @@ int migrate_run(struct cli *c, const char *name, const char *dst, const struct m
 		goto undo_dst;
 	}
 	rep->t_suspended = pv_now_ns();
+	if (rep->have_probe)   /* the destination capture starts counting */
+		__atomic_store_n(&ps.res->dest_since_ns, rep->t_suspended, __ATOMIC_RELEASE);
 
 	if (o->checkpoint) {
 		/* 3'. Resume cancelled: same domain, nothing lost (libxl then XS_RESUME). */
@@ -263,7 +265,8 @@ int migrate_run(struct cli *c, const char *name, const char *dst, const struct m
 		rep->t_resumed = pv_now_ns();
 		xs_resume_domain(xs_src, g.domid);
 		for (unsigned i = 0; i < g.nvifs; i++)
-			guest_wait_connected(c, g.host, g.domid, g.vifs[i].devid, 5000, err, errlen);
+			if (guest_wait_connected(c, g.host, g.domid, g.vifs[i].devid, 5000, err, errlen) < 0)
+				r = -ETIMEDOUT;
 		rep->t_connected = rep->t_done = pv_now_ns();
 	} else {
 		/* 3. Move the memory, end the source incarnation. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -185,8 +186,16 @@ static void capture(struct probe_results *r, const char *ns, const uint8_t *gmac
 		}
 		n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
 		now = pv_now_ns();
+		/* Only what the guest sends once frozen for the move counts:
+		 * its frames from the source host, flooded here by the switch
+		 * before it, must not pass for the resumed guest's. */
 		if (n < 14 || memcmp(buf + 6, gmac, 6))
 			continue;
+		{
+			uint64_t since = __atomic_load_n(&r->dest_since_ns, __ATOMIC_ACQUIRE);
+			if (!since || now < since)
+				continue;
+		}
 		type = (uint16_t)(buf[12] << 8 | buf[13]);
 		if (type == 0x0806 && n >= 42 && !memcmp(buf + 28, buf + 38, 4)) {
 			/* ARP whose sender IP equals its target IP: gratuitous. */
@@ -197,7 +206,8 @@ static void capture(struct probe_results *r, const char *ns, const uint8_t *gmac
 			if (!c->na_ns)
 				c->na_ns = now;
 			c->nas++;
-		} else if (type == 0x0800 && n >= 14 + 20 + 1 && buf[14 + 9] == 1 &&
+		} else if (type == 0x0800 && n >= 14 + 20 + 1 && (buf[14] >> 4) == 4 &&
+			   n > 14 + (buf[14] & 0xF) * 4 && buf[14 + 9] == 1 &&
 			   buf[14 + (buf[14] & 0xF) * 4] == 0) {
 			if (!c->first_reply_ns)
 				c->first_reply_ns = now;
@@ -211,8 +221,17 @@ static void capture(struct probe_results *r, const char *ns, const uint8_t *gmac
 	_exit(0);
 }
 
+/* A child ends with the toolstack, even if that is killed: no stray probes. */
+static void die_with_parent(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+}
+
 int probe_start(struct probe_session *s, const struct probe_config *cfg)
 {
+	pid_t parent = getpid();
 	struct probe_results *r;
 	uint8_t brmac[6];
 	unsigned interval = cfg->interval_us ? cfg->interval_us : 200;
@@ -242,7 +261,8 @@ int probe_start(struct probe_session *s, const struct probe_config *cfg)
 	memcpy(brmac, r->seen[0], 6);
 	memset(r->seen[0], 0, 6);
 
-#define SPAWN(call) do { pid = fork(); if (pid == 0) { call; } if (pid > 0) s->pids[s->npids++] = pid; } while (0)
+#define SPAWN(call) do { pid = fork(); if (pid == 0) { die_with_parent(parent); call; } \
+		if (pid > 0) s->pids[s->npids++] = pid; } while (0)
 	SPAWN(receiver(r, cfg->guest_ns, cfg->guest_if, run, 0, false));
 	SPAWN(receiver(r, cfg->switch_ns, "br0", run, 1, false));
 	if (cfg->dest_ns) {

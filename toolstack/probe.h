@@ -42,6 +42,7 @@ struct probe_capture {
 struct probe_results {
 	struct probe_dir to_guest, from_guest;
 	struct probe_capture dest;
+	volatile uint64_t dest_since_ns; /* the capture counts frames from then on (0: none) */
 	volatile int stop;
 	volatile int ready;
 	uint8_t seen[2][PROBE_MAX_SEQ / 8];

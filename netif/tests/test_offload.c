@@ -87,6 +87,18 @@ static void test_parse_bad(void **s)
 
 	/* Truncated buffer: more bytes needed. */
 	assert_int_equal(nif_parse_l4(f, 20, n, &l4), -EMSGSIZE);
+	/* The whole L4 header must be in the buffer, not only its start:
+	 * a UDP header cut short, and TCP options cut short. */
+	{
+		uint8_t u[2048];
+		size_t un = mk_ipv6_udp_ext(u, 100);
+		assert_int_equal(nif_parse_l4(u, 14 + 40 + 8 + 7, un, &l4), -EMSGSIZE);
+		assert_int_equal(nif_parse_l4(u, 14 + 40 + 8 + 8, un, &l4), 0);
+	}
+	f[14 + 20 + 12] = 0x60;   /* doff 24: 4 bytes of options */
+	assert_int_equal(nif_parse_l4(f, 14 + 20 + 20, n, &l4), -EMSGSIZE);
+	assert_int_equal(nif_parse_l4(f, 14 + 20 + 24, n, &l4), 0);
+	f[14 + 20 + 12] = 0x50;
 	/* Frame shorter than an Ethernet header. */
 	assert_int_equal(nif_parse_l4(f, 10, 10, &l4), -EINVAL);
 	/* IHL below 5. */

@@ -13,7 +13,9 @@ pv_check "guest boots on A" $PV -q create "$G" --host "$HA" --vif "ip=$GIP.2/24"
 pv_check "client pings the guest" guest_ping
 
 ip netns exec "$GNS" iperf3 -s -1 -D >/dev/null 2>&1; sleep 0.3
-ip netns exec "$CNS" iperf3 -c "$GIP.2" -t $((N * 3 + 10)) -J > "$PV_TMP/iperf.json" 2>&1 &
+# Long enough for N migrations on a slow or busy machine (about 2.5 s each
+# here; a stream that ended before the last one would read as broken).
+ip netns exec "$CNS" iperf3 -c "$GIP.2" -t $((N * 5 + 15)) -J > "$PV_TMP/iperf.json" 2>&1 &
 iperf=$!
 ip netns exec "$CNS" ping -i 0.01 -q "$GIP.2" > "$PV_TMP/ping.txt" 2>&1 &
 ping=$!
@@ -47,7 +49,7 @@ done
 # give iperf3 its duration plus a margin, then stop it (the check below fails).
 # (Its output goes nowhere: a sleeping child holding the test's stdout would
 # keep meson waiting after the test ended.)
-( sleep $((N * 3 + 40)); kill $iperf 2>/dev/null ) >/dev/null 2>&1 & watchdog=$!
+( sleep $((N * 5 + 45)); kill $iperf 2>/dev/null ) >/dev/null 2>&1 & watchdog=$!
 wait $iperf
 pkill -P $watchdog sleep 2>/dev/null
 kill $watchdog 2>/dev/null
