@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -32,16 +33,28 @@ int lab_netns_add(const char *ns, char *err, size_t errlen)
 
 void lab_netns_kill(const char *ns)
 {
-	char p[300], out[4096];
-	/* `ip netns pids` lists what still lives in the namespace. */
-	if (cli_runv(out, sizeof(out), "ip", "netns", "pids", ns, NULL) != 0)
+	char p[300];
+	struct stat want;
+	DIR *d;
+
+	/* What still lives in the namespace, as `ip netns pids` finds it
+	 * (same nsfs inode), read in full: a cut listing would kill a pid
+	 * cut short, somebody else's. */
+	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	if (stat(p, &want) < 0 || !(d = opendir("/proc")))
 		return;
-	for (char *tok = strtok(out, " \n"); tok; tok = strtok(NULL, " \n")) {
+	for (struct dirent *e; (e = readdir(d));) {
+		char q[64];
+		struct stat st;
 		unsigned pid;
-		if (pv_parse_uint(tok, 1u << 30, &pid) == 0 && pid > 1 && (pid_t)pid != getpid())
+
+		if (pv_parse_uint(e->d_name, 1u << 30, &pid) < 0 || pid <= 1 || (pid_t)pid == getpid())
+			continue;
+		snprintf(q, sizeof(q), "/proc/%u/ns/net", pid);
+		if (stat(q, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
 			kill((pid_t)pid, SIGKILL);
 	}
-	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	closedir(d);
 }
 
 void lab_netns_del(const char *ns)

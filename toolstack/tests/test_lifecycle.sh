@@ -32,7 +32,12 @@ pv_check "network-detach it" $PV -q network-detach "$G" 1
 pv_check "its directories are gone" bash -c "! $PV xenstore $HA xenstore-exists /local/domain/0/backend/vif/$D/1 && ! $PV xenstore $HA xenstore-exists /local/domain/$D/device/vif/1"
 pv_check "vif 0 still answers" guest_ping
 
+# Many processes in the guest's namespace (a listing longer than 4 KiB was
+# cut: a pid cut short is somebody else's, and the rest survived).
+ip netns exec "$GNS" bash -c 'for i in $(seq 800); do sleep 987.654 & done' >/dev/null 2>&1
 pv_check "destroy the guest" $PV -q destroy "$G"
+pv_check "every process of its namespace went with it" bash -c "! pgrep -f '[s]leep 987.654' >/dev/null"
+pkill -f 'sleep 987.654' 2>/dev/null
 pv_check "its domain's nodes are gone" bash -c "! $PV xenstore $HA xenstore-exists /local/domain/$D && ! $PV xenstore $HA xenstore-exists /libxl/$D"
 
 nbpid=$(sed -n 's/^netback.pid=//p' "$PVNET_ROOT/hosts/$HB/status")
