@@ -196,13 +196,19 @@ char *gr_control_answer(struct gr_rt *rt, const char *cmd)
 
 static void serve(struct gr_control *c, int s)
 {
+	const struct timeval send_to = { .tv_sec = 2 };
+	uint64_t end = pv_now_ns() + 1000000000ull;
 	char cmd[64];
 	size_t n = 0;
 	struct pollfd p = { .fd = s, .events = POLLIN };
 	char *ans;
 
-	/* A line (or EOF) within a second. */
-	while (n < sizeof(cmd) - 1 && poll(&p, 1, 1000) == 1) {
+	/* A client that stops reading holds this thread (and every later
+	 * client) at most this long. */
+	(void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_to, sizeof(send_to));
+	/* A line (or EOF) within a second, in all. */
+	while (n < sizeof(cmd) - 1 && pv_now_ns() < end &&
+	       poll(&p, 1, (int)((end - pv_now_ns()) / 1000000u) + 1) == 1) {
 		ssize_t k = read(s, cmd + n, sizeof(cmd) - 1 - n);
 		if (k <= 0)
 			break;

@@ -264,6 +264,12 @@ int ctl_query(const char *sock, const char *cmd, char *out, size_t len)
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -errno;
+	{
+		/* A guest runtime that does not answer cannot hold us. */
+		const struct timeval to = { .tv_sec = 5 };
+		(void)setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to));
+		(void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to));
+	}
 	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    pv_write_all(s, cmd, strlen(cmd)) < 0 || pv_write_all(s, "\n", 1) < 0) {
 		int e = errno;
