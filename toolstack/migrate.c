@@ -28,24 +28,34 @@ static unsigned tcp_snapshot(const char *ns, char *buf, size_t len)
 	return buf[0] ? n + 1 : 0;
 }
 
-/* How many lines of `before` are still in `after` (same 4-tuples). */
+/* The 4-tuple (local and peer address:port) of one `ss -Htn` line. */
+static bool tcp_tuple(const char *line, char *l, char *p)
+{
+	unsigned q1, q2;
+
+	return sscanf(line, "%u %u %127s %127s", &q1, &q2, l, p) == 4;
+}
+
+/* How many lines of `before` are still in `after`: same 4-tuple, compared
+ * whole, line by line. */
 static unsigned tcp_survivors(const char *before, const char *after)
 {
-	char b[8192], *save = NULL;
+	char b[8192], a[8192], *save = NULL;
 	unsigned n = 0;
 
 	pv_strlcpy(b, before, sizeof(b));
 	for (char *line = strtok_r(b, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		/* Columns: Recv-Q Send-Q Local Peer; compare Local and Peer. */
-		char l[128], p[128];
-		unsigned q1, q2;
-		if (sscanf(line, "%u %u %127s %127s", &q1, &q2, l, p) != 4)
+		char l[128], p[128], *save2 = NULL;
+		if (!tcp_tuple(line, l, p))
 			continue;
-		char key[260];
-		snprintf(key, sizeof(key), "%s", l);
-		const char *hit = strstr(after, key);
-		if (hit && strstr(hit, p))
-			n++;
+		pv_strlcpy(a, after, sizeof(a));
+		for (char *m = strtok_r(a, "\n", &save2); m; m = strtok_r(NULL, "\n", &save2)) {
+			char l2[128], p2[128];
+			if (tcp_tuple(m, l2, p2) && !strcmp(l, l2) && !strcmp(p, p2)) {
+				n++;
+				break;
+			}
+		}
 	}
 	return n;
 }
