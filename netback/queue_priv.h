@@ -73,7 +73,7 @@ struct nb_queue {
 	uint64_t rx_blocked_since;   /* start of the current wait for rx buffers (stall) */
 	uint64_t rx_drain_since;     /* start of the current drain window */
 	bool stalled;
-	RING_IDX rx_seen_prod;       /* rx req_prod at the last event (spurious check) */
+	RING_IDX rx_seen_prod;       /* newest rx req_prod seen (event or load): spurious check */
 	struct nb_storm storm_tx, storm_rx;
 	struct nb_unmask { struct nb_queue *q; bool rx; int64_t timer; } unmask[2];  /* tx, rx */
 	int64_t timer_rx, timer_credit;

@@ -53,6 +53,9 @@ static bool rx_load_prod(struct nb_queue *q, RING_IDX *prod)
 			   q->rx_mapped);
 		return false;
 	}
+	/* The newest producer seen, for the event-storm check (queue.c):
+	 * requests posted later stay within a ring of it. */
+	q->rx_seen_prod = *prod;
 	return true;
 }
 
@@ -348,7 +351,6 @@ bool nb_rx_round(struct nb_queue *q)
 
 	if (!rx_load_prod(q, &prod))
 		return false;
-	q->rx_seen_prod = prod;
 	while (frames < NB_RX_BATCH) {
 		int r;
 
