@@ -9,10 +9,11 @@
  * -EPROTO, -ENOSYS, -EINVAL, -EPERM) and the connection goes on.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -220,7 +221,7 @@ static int op_copy(struct ctx *x)
 static void reply_port(struct ctx *x, const struct hvd_port *p)
 {
 	add_fd(x, p->chan->fd[p->side]);   /* ours to read */
-	add_fd(x, p->chan->fd[!p->side]);  /* the peer's: ours to write */
+	add_fd(x, p->chan->wr[!p->side]);  /* into the peer's: ours to write */
 }
 
 static int op_ec_alloc_unbound(struct ctx *x)
@@ -235,15 +236,23 @@ static int op_ec_alloc_unbound(struct ctx *x)
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->fd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ch->fd[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ch->fd[0] = ch->fd[1] = ch->wr[0] = ch->wr[1] = -1;
+	for (int i = 0; i < 2; i++) {
+		int pp[2];
+		if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) < 0)
+			break;
+		ch->fd[i] = pp[0];
+		ch->wr[i] = pp[1];
+	}
 	port = ch->fd[0] < 0 || ch->fd[1] < 0 ? -EMFILE
 		: hvd_ec_alloc_unbound(&x->c->dom->ec, a.remote_dom, ch, x->c);
 	if (port < 0) {
-		if (ch->fd[0] >= 0)
-			close(ch->fd[0]);
-		if (ch->fd[1] >= 0)
-			close(ch->fd[1]);
+		for (int i = 0; i < 2; i++) {
+			if (ch->fd[i] >= 0)
+				close(ch->fd[i]);
+			if (ch->wr[i] >= 0)
+				close(ch->wr[i]);
+		}
 		free(ch);
 		return port;
 	}
@@ -267,9 +276,16 @@ static int op_ec_bind(struct ctx *x)
 	if (port < 0)
 		return port;
 	p = &x->c->dom->ec.ports[port];
-	/* A new binding is pending once, for what the peer sent before it:
-	 * the client library sets that itself on its own end (we never do I/O
-	 * on an eventfd a client holds: it could make it blocking). */
+	/* A new binding is pending once, for what the peer sent before it.
+	 * The peer shares that write end (it notifies through it) and could
+	 * make it blocking with the pipe full: vmsplice's SPLICE_F_NONBLOCK
+	 * never waits, whatever the file's flags (a full pipe is pending
+	 * anyway). */
+	{
+		static const char one = 1;
+		struct iovec iov = { (void *)&one, 1 };
+		(void)vmsplice(p->chan->wr[p->side], &iov, 1, SPLICE_F_NONBLOCK);
+	}
 	b.local_port = (evtchn_port_t)port;
 	memcpy(x->out, &b, sizeof(b));
 	x->out_len = sizeof(b);

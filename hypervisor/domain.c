@@ -268,8 +268,10 @@ static struct hvd_evtchn *lookup_ec(void *ctx, domid_t domid)
 
 static void free_chan(struct hvd_chan *ch)
 {
-	close(ch->fd[0]);
-	close(ch->fd[1]);
+	for (int i = 0; i < 2; i++) {
+		close(ch->fd[i]);
+		close(ch->wr[i]);
+	}
 	free(ch);
 }
 

@@ -1,31 +1,33 @@
 /*
  * Event channels, client side (libxenevtchn shape). Each bound port has two
- * eventfds from the hypervisor: `in`, which the peer writes and we watch, and
- * `out`, the peer's `in`, which we write to notify — one write(2), no round
- * trip. The eventfd's counter is the port's pending bit.
+ * fds from the hypervisor: `in`, the read end of a pipe the peer writes into
+ * (we watch it), and `out`, the write end of the peer's pipe — notify is one
+ * write(2), no round trip. A byte in the pipe is the port's pending bit (they
+ * coalesce: one read drains them). Pipes, not one eventfd both sides share:
+ * each side's file is its own, so a peer cannot make our reads or writes
+ * block (by clearing O_NONBLOCK on a shared file, or saturating it).
  *
  * The handle's fd is a level-triggered epoll set over every `in`. Masks live
- * here: pending() reads the eventfd (clears it), masks the port and returns
- * it; unmask() just clears the mask — no syscall on the common path. Only if
- * an event arrives while the port is masked does pending() take the port out
- * of the epoll set (leaving the counter set, so the port stays pending);
- * unmask() then puts it back and, the counter being set, it fires at once, as
- * on Xen. So a masked port never makes the fd spin: at most one wakeup shows
- * it before it is parked. With a single port, pending() skips epoll_wait and
- * just tries the read: a wakeup costs the caller's poll and one read.
+ * here: pending() drains the pipe, masks the port and returns it; unmask()
+ * just clears the mask — no syscall on the common path. Only if an event
+ * arrives while the port is masked does pending() take the port out of the
+ * epoll set (leaving the byte, so the port stays pending); unmask() then puts
+ * it back and, the pipe being readable, it fires at once, as on Xen. So a
+ * masked port never makes the fd spin: at most one wakeup shows it before it
+ * is parked. With a single port, pending() skips epoll_wait and just tries
+ * the read: a wakeup costs the caller's poll and one read.
  *
  * notify() may run in other threads while the owner unbinds: the `out` fd
  * numbers are never closed while the handle lives; an unbound port's number
- * is pointed at a sink eventfd (dup2) and reused for the next port, so a racing
- * notify writes to a real eventfd (at worst a spurious event), never to an
- * unrelated file.
+ * is pointed at a sink (/dev/null, dup2) and reused for the next port, so a
+ * racing notify writes to a real file (at worst a lost event on a port being
+ * unbound), never to an unrelated one.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "hypervisor/client.h"
@@ -64,12 +66,12 @@ struct pv_evtchn *pv_evtchn_open(const char *hv_path)
 	r = hvc_open(&ec->c, hv_path, 0);
 	if (r < 0)
 		goto fail;
-	/* Nothing to apply for ports (the eventfd pair survives rebinding), but
+	/* Nothing to apply for ports (the pipes survive rebinding), but
 	 * consume PORT_CLOSED notices so they do not pile up in the daemon. */
 	ec->c.consume = true;
 	ec->ports = calloc((size_t)ec->c.max_port + 1, sizeof(*ec->ports));
 	ec->epfd = epoll_create1(EPOLL_CLOEXEC);
-	ec->sink = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ec->sink = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	r = !ec->ports ? -ENOMEM : ec->epfd < 0 || ec->sink < 0 ? -errno : 0;
 	if (r < 0)
 		goto fail;
@@ -189,12 +191,6 @@ int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid,
 		return -EINVAL;
 	r = port_call(ec, HVP_EC_BIND, &b, sizeof(b), &b);
 	r = r < 0 ? r : install(ec, b.local_port);
-	if (r > 0) {
-		/* A new binding is pending once, for what the peer sent
-		 * before it (Xen sets the bit at bind). */
-		static const uint64_t one = 1;
-		(void)!write(ec->ports[r].in, &one, sizeof(one));
-	}
 	hvc_drop_fds(&ec->c);
 	hvc_sync(&ec->c);
 	return r;
@@ -248,7 +244,7 @@ int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 
 int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 {
-	static const uint64_t one = 1;
+	static const char one = 1;
 	int fd;
 
 	if (port == 0 || port > ec->c.max_port)
@@ -256,8 +252,8 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 	fd = __atomic_load_n(&ec->ports[port].out, __ATOMIC_ACQUIRE);
 	if (fd < 0)
 		return -EINVAL;
-	/* EAGAIN means the counter is saturated: the peer is pending anyway. */
-	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	/* EAGAIN means the pipe is full: the peer is pending anyway. */
+	if (write(fd, &one, 1) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
 }
@@ -266,7 +262,7 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 static bool take(struct pv_evtchn *ec, evtchn_port_t port)
 {
 	struct ec_port *p = ours(ec, port);
-	uint64_t v;
+	char v[256];
 
 	if (!p || p->parked)
 		return false;
@@ -276,7 +272,9 @@ static bool take(struct pv_evtchn *ec, evtchn_port_t port)
 			p->parked = true;
 		return false;
 	}
-	if (read(p->in, &v, sizeof(v)) != sizeof(v))
+	/* Our own read end (only the hypervisor, which never reads, shares
+	 * it): drained of every notification so far, they coalesce. */
+	if (read(p->in, v, sizeof(v)) <= 0)
 		return false;
 	p->masked = true;
 	return true;

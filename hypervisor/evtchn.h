@@ -2,8 +2,8 @@
  * hypervisor/evtchn.h — event channels, shaped like libxenevtchn.
  *
  * What: alloc unbound, bind interdomain, notify, pending/unmask, unbind,
- * status. Each port end has an eventfd: notify is one write(2) on the peer's
- * eventfd and never a round trip to the hypervisor. The handle's fd is
+ * status. Each port end reads its own pipe: notify is one write(2) into the
+ * peer's pipe and never a round trip to the hypervisor. The handle's fd is
  * pollable (epoll): readable when some port of this handle is pending.
  * Semantics as on Xen (xen-protocols.md §6): pending/masked bits, sends
  * coalesce, pv_evtchn_pending() returns a port already masked and cleared (the

@@ -8,12 +8,15 @@
  * unbound and accepting the binder, closing one end of an interdomain channel
  * puts the other end back to unbound (still accepting the closer's domain).
  *
- * A channel is a pair of eventfds (struct hvd_chan) created by the caller at
- * alloc_unbound. The port that allocated it reads fd[0] and writes fd[1];
- * whoever binds to it gets the opposite side. The pair outlives rebinding:
- * its refs count the ports that hold it, and the caller frees it (closes the
- * fds) when close reports the last reference gone. Pending and mask bits live
- * in the eventfds on the client side; this module never touches the fds.
+ * A channel is two pipes, one per direction (struct hvd_chan), created by
+ * the caller at alloc_unbound: side s reads fd[s], and the other side writes
+ * into it through wr[s]. The port that allocated it is side 0; whoever binds
+ * to it gets side 1. Pipes, not one shared eventfd: each process holds its
+ * own open file (its read end, the peer's write end), so neither can make
+ * the other's reads or writes block. The pipes outlive rebinding: refs count
+ * the ports that hold them, and the caller frees them (closes the fds) when
+ * close reports the last reference gone. Pending and mask bits live on the
+ * client side; this module never touches the fds.
  * No sockets, no syscalls.
  * Thread: the daemon's loop thread only.
  * Errors: port numbers >= 1, or -errno (-EINVAL, -ESRCH, -ENOSPC).
@@ -27,13 +30,14 @@
 #include "common/xen.h"
 
 struct hvd_chan {
-	int fd[2];
+	int fd[2];                 /* read ends: side s reads fd[s] */
+	int wr[2];                 /* write ends: wr[s] writes into fd[s] */
 	uint32_t refs;
 };
 
 struct hvd_port {
 	uint8_t state;             /* EVTCHNSTAT_closed / _unbound / _interdomain */
-	uint8_t side;              /* this port reads chan->fd[side], writes the other */
+	uint8_t side;              /* this port reads chan->fd[side], writes chan->wr[!side] */
 	domid_t remote_dom;        /* unbound: who may bind; interdomain: the peer */
 	evtchn_port_t remote_port; /* interdomain only */
 	struct hvd_chan *chan;

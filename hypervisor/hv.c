@@ -105,8 +105,13 @@ void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct
 		errno = EPROTO;
 		return NULL;
 	}
-	if (id && fstat(fd, &st) < 0)
-		id = NULL;
+	/* The memory must exist whole: mapped past the file's end, the first
+	 * touch there would fault (SIGBUS). */
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < (uint64_t)pages * PV_PAGE_SIZE) {
+		close(fd);
+		errno = EPROTO;
+		return NULL;
+	}
 	if (id && at && id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino &&
 	    id->npages == pages) {
 		close(fd);

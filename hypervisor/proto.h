@@ -45,8 +45,8 @@ enum hvp_op {
 	HVP_MAP,              /* count x gnttab_map_grant_ref_t -> same + views + memfds */
 	HVP_UNMAP,            /* count x gnttab_unmap_grant_ref_t -> same */
 	HVP_COPY,             /* count x gnttab_copy_t -> count x int16 status */
-	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + 2 eventfds */
-	HVP_EC_BIND,          /* evtchn_bind_interdomain_t -> same + 2 eventfds */
+	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + 2 fds (read end, peer's write end) */
+	HVP_EC_BIND,          /* evtchn_bind_interdomain_t -> same + 2 fds (likewise) */
 	HVP_EC_CLOSE,         /* arg0 port */
 	HVP_EC_STATUS,        /* evtchn_status_t -> same */
 	HVP_SUSPEND,          /* -> ret 1 (cancelled) or 0 + hvp_resume */

@@ -24,6 +24,7 @@
  * first access is a write keeps the START snapshot: a node created or
  * changed by others since START then makes it fail (pyxs relies on this).
  */
+#include "xenstored/path.h"
 #include "xenstored/store_impl.h"
 
 #include <errno.h>
@@ -43,7 +44,9 @@ struct xsd_txn *xsd_txn_start(struct xsd_store *st, const struct xsd_caller *c)
 	tx->c = *c;
 	/* The per-transaction node quota travels with the caller. */
 	tx->lim_nodes = c->priv ? 0 : st->lim.txn_nodes;
-	tx->lim_bytes = c->priv ? 0 : (size_t)st->lim.txn_nodes * st->lim.node_size;
+	/* Bytes: a node's worth (value and path at their limits) per node of
+	 * the quota, so a transaction within its node quota always fits. */
+	tx->lim_bytes = c->priv ? 0 : (size_t)st->lim.txn_nodes * (st->lim.node_size + XSD_PATH_BUF);
 	xsd_map_init(&tx->recs);
 	tx->ops_tail = &tx->ops;
 	return tx;

@@ -1193,8 +1193,8 @@ static int raw_req(int fd, struct hvp_hdr h, const void *pl, size_t len, void *o
 }
 
 /* Every fd the hypervisor hands out is a client's to play with: making one
- * blocking, saturating an eventfd counter, never draining must not make the
- * daemon block (it would stop serving every domain). */
+ * blocking, filling a pipe, never draining must not make the daemon block
+ * (it would stop serving every domain). */
 static void test_shared_fds(void **state)
 {
 	struct pv_hv *hv = pv_hv_open(H1.sock);
@@ -1213,12 +1213,15 @@ static void test_shared_fds(void **state)
 	a.remote_dom = (domid_t)d;
 	a_fd = raw_connect(sock);
 	b_fd = raw_connect(sock);
-	/* The peer's eventfd of a fresh channel: blocking and saturated. */
+	/* Our way into the future binder's pipe (the hypervisor writes its
+	 * first event there at bind): filled, then made blocking. */
 	n = 2;
 	assert_int_equal(raw_req(a_fd, hdr(HVP_EC_ALLOC_UNBOUND, 0, 0, 0), &a, sizeof(a), &a, sizeof(a), fds, &n), 0);
 	assert_int_equal(n, 2);
+	while (write(fds[1], &big, sizeof(big)) == (ssize_t)sizeof(big))
+		;
+	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(fcntl(fds[1], F_SETFL, 0), 0);
-	assert_int_equal(write(fds[1], &big, sizeof(big)), (ssize_t)sizeof(big));
 	close(fds[0]);
 	close(fds[1]);
 	/* Binding it answers, and dom0 is still served. */
@@ -1230,7 +1233,7 @@ static void test_shared_fds(void **state)
 	close(fds[1]);
 	assert_int_equal(pv_hv_domain_info(hv, d, &di), 0);
 
-	/* The notice fd: made blocking and left full; a notice queued (a
+	/* The notice fd: made blocking; a notice queued (a
 	 * port of ours closed by its peer), then consumed. */
 	n = 1;
 	assert_int_equal(raw_req(a_fd, hdr(HVP_HELLO, 0, 0, 0), NULL, 0, NULL, 0, fds, &n), 0);

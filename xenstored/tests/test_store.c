@@ -542,8 +542,10 @@ static void test_txn_log_bounded(void **state)
 	assert_string_equal(rd(st, NULL, &dom0, "/local/domain/5/same", NULL), "9999");
 	/* dom0 is not bounded. */
 	tx = xsd_txn_start(st, &dom0);
-	for (i = 0; i < 100 && !e; i++)
+	for (i = 0, e = 0; i < 100 && !e; i++)
 		e = wr(st, tx, &dom0, i % 2 ? "/local/domain/5/a" : "/local/domain/5/b", "w");
+	assert_int_equal(e, 0);
+	assert_int_equal(i, 100);
 	xsd_txn_free(tx);
 }
 
