@@ -15,7 +15,9 @@
  * it is dropped silently (as Xen does); notify/unmask on a port that is not
  * ours or closed gives -EINVAL.
  * Thread: one handle per thread, except pv_evtchn_notify(), which may be
- * called from any thread on any port of the handle.
+ * called from any thread on any port of the handle. Notify writes a pipe:
+ * the process must ignore SIGPIPE (pvnet's daemons do) — a notify racing
+ * the end of a channel then gives -EPIPE.
  * Errors: port (>= 1) or 0 on success, -errno on failure.
  * Ownership: closing the handle unbinds its ports. pv_evtchn_unbind() of a
  * port of this handle always releases it locally (0), even if the
