@@ -265,6 +265,7 @@ int main(int argc, char **argv)
 	unsigned nq = 1;
 	int opt, r;
 
+	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'q': nq = (unsigned)atoi(optarg); break;
