@@ -243,3 +243,10 @@ int pv_accept(int lfd, int flags)
 	}
 	return -e;
 }
+
+bool pv_fd_covers(int fd, uint64_t bytes)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_size >= bytes;
+}

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "hypervisor/gnttab.h"
 #include "hypervisor/hv_internal.h"
 
@@ -45,13 +45,10 @@ struct pv_gntshr *pv_gntshr_open(struct pv_hv *hv)
 	gs->taken = calloc(nr, 1);
 	if (!gs->free || !gs->taken)
 		goto fail;
-	/* The table must exist whole (else SIGBUS on the first touch). */
-	{
-		struct stat st;
-		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < (uint64_t)nr * sizeof(grant_entry_v1_t)) {
-			errno = EPROTO;
-			goto fail;
-		}
+	/* The table must exist whole (a reply may overstate it). */
+	if (!pv_fd_covers(fd, (uint64_t)nr * sizeof(grant_entry_v1_t))) {
+		errno = EPROTO;
+		goto fail;
 	}
 	p = mmap(NULL, (size_t)nr * sizeof(grant_entry_v1_t), PROT_READ | PROT_WRITE, MAP_SHARED,
 		 fd, 0);

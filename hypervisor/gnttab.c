@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -172,13 +171,9 @@ static void install_views(struct pv_gnttab *gt, const struct hvp_view *w, unsign
 			retire_view(gt, (unsigned)(old - gt->views));
 		if (fd < 0 || len == 0)
 			continue;
-		/* The view must exist whole: a reply overstating it would
-		 * fault (SIGBUS) on the first touch past the file's end. */
-		{
-			struct stat st;
-			if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < len)
-				continue;
-		}
+		/* The view must exist whole (a reply may overstate it). */
+		if (!pv_fd_covers(fd, len))
+			continue;
 		nv_.len = len;
 		nv_.ro = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 		nv_.rw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

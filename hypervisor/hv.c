@@ -105,8 +105,8 @@ void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct
 		errno = EPROTO;
 		return NULL;
 	}
-	/* The memory must exist whole: mapped past the file's end, the first
-	 * touch there would fault (SIGBUS). */
+	/* The memory must exist whole (a reply may overstate it); the same
+	 * fstat names the memory object for `id`. */
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < (uint64_t)pages * PV_PAGE_SIZE) {
 		close(fd);
 		errno = EPROTO;
