@@ -37,25 +37,27 @@ static bool tcp_tuple(const char *line, char *l, char *p)
 }
 
 /* How many lines of `before` are still in `after`: same 4-tuple, compared
- * whole, line by line. */
+ * whole. `after` is parsed once. */
 static unsigned tcp_survivors(const char *before, const char *after)
 {
+	static char al[256][128], ap[256][128];
 	char b[8192], a[8192], *save = NULL;
-	unsigned n = 0;
+	unsigned n = 0, na = 0;
 
+	pv_strlcpy(a, after, sizeof(a));
+	for (char *m = strtok_r(a, "\n", &save); m && na < 256; m = strtok_r(NULL, "\n", &save))
+		if (tcp_tuple(m, al[na], ap[na]))
+			na++;
 	pv_strlcpy(b, before, sizeof(b));
 	for (char *line = strtok_r(b, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char l[128], p[128], *save2 = NULL;
+		char l[128], p[128];
 		if (!tcp_tuple(line, l, p))
 			continue;
-		pv_strlcpy(a, after, sizeof(a));
-		for (char *m = strtok_r(a, "\n", &save2); m; m = strtok_r(NULL, "\n", &save2)) {
-			char l2[128], p2[128];
-			if (tcp_tuple(m, l2, p2) && !strcmp(l, l2) && !strcmp(p, p2)) {
+		for (unsigned i = 0; i < na; i++)
+			if (!strcmp(l, al[i]) && !strcmp(p, ap[i])) {
 				n++;
 				break;
 			}
-		}
 	}
 	return n;
 }
