@@ -31,18 +31,17 @@ int lab_netns_add(const char *ns, char *err, size_t errlen)
 	return r == 0 ? 0 : -EIO;
 }
 
-void lab_netns_kill(const char *ns)
+/* One pass over /proc: SIGKILL every process whose network namespace is
+ * `want` (same nsfs inode, as `ip netns pids` finds them, but read in full:
+ * a cut listing would kill a pid cut short, somebody else's). Returns how
+ * many were signalled. A zombie has no namespace any more and is not counted. */
+static unsigned netns_kill_pass(const struct stat *want)
 {
-	char p[300];
-	struct stat want;
-	DIR *d;
+	unsigned n = 0;
+	DIR *d = opendir("/proc");
 
-	/* What still lives in the namespace, as `ip netns pids` finds it
-	 * (same nsfs inode), read in full: a cut listing would kill a pid
-	 * cut short, somebody else's. */
-	snprintf(p, sizeof(p), "/run/netns/%s", ns);
-	if (stat(p, &want) < 0 || !(d = opendir("/proc")))
-		return;
+	if (!d)
+		return 0;
 	for (struct dirent *e; (e = readdir(d));) {
 		char q[64];
 		struct stat st;
@@ -51,10 +50,29 @@ void lab_netns_kill(const char *ns)
 		if (pv_parse_uint(e->d_name, 1u << 30, &pid) < 0 || pid <= 1 || (pid_t)pid == getpid())
 			continue;
 		snprintf(q, sizeof(q), "/proc/%u/ns/net", pid);
-		if (stat(q, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
-			kill((pid_t)pid, SIGKILL);
+		if (stat(q, &st) == 0 && st.st_dev == want->st_dev && st.st_ino == want->st_ino &&
+		    kill((pid_t)pid, SIGKILL) == 0)
+			n++;
 	}
 	closedir(d);
+	return n;
+}
+
+void lab_netns_kill(const char *ns)
+{
+	char p[300];
+	struct stat want;
+
+	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	if (stat(p, &want) < 0)
+		return;
+	/* SIGKILL is delivered when the target next runs: with hundreds of
+	 * processes on a loaded machine some are still there when kill()
+	 * returns, and one forked during the pass was not seen. Repeat until
+	 * a pass finds nobody, for at most 5 s (a task stuck in the kernel). */
+	uint64_t until = pv_now_ns() + 5000000000ull;
+	while (netns_kill_pass(&want) > 0 && pv_now_ns() < until)
+		pv_sleep_ns(5000000);
 }
 
 void lab_netns_del(const char *ns)

@@ -22,7 +22,8 @@ void lab_netns(char *buf, size_t len, char kind, const char *name);
 bool lab_netns_exists(const char *ns);
 int lab_netns_add(const char *ns, char *err, size_t errlen);
 void lab_netns_del(const char *ns);
-/* Kill every process still in ns (after a supervisor stop). */
+/* Kill every process still in ns (after a supervisor stop); returns when
+ * none is left, or after 5 s. */
 void lab_netns_kill(const char *ns);
 
 /* Sockets of host H. */
