@@ -133,8 +133,13 @@ static int request_suspend(struct xs_handle *h, uint32_t domid, int timeout_ms)
 	snprintf(p, sizeof(p), "/local/domain/%u/control/shutdown", domid);
 	if (!tsx_write(h, XBT_NULL, p, "suspend"))
 		return -errno;
-	if (!xs_watch(h, p, "suspend-ack"))
-		return -errno;
+	if (!xs_watch(h, p, "suspend-ack")) {
+		int r = -errno;
+		/* Do not leave a request nobody waits for: the guest would
+		 * suspend later, unexpectedly. */
+		tsx_write(h, XBT_NULL, p, "%s", "");
+		return r;
+	}
 	for (;;) {
 		char *v = tsx_read(h, XBT_NULL, p);
 		bool acked = !v || strcmp(v, "suspend");
