@@ -48,6 +48,32 @@ int host_guests(const struct cli *c, const char *host, char *list, size_t len)
 	return n;
 }
 
+/* The name of one guest placed on `host`, whole (names longer than `len`
+ * are skipped), or -ENOENT. */
+static int host_first_guest(const struct cli *c, const char *host, char *name, size_t len)
+{
+	char dir[512], conf[800], h[64];
+	struct dirent *e;
+	DIR *d;
+	int r = -ENOENT;
+
+	cli_path(c, dir, sizeof(dir), "guests");
+	if (!(d = opendir(dir)))
+		return -ENOENT;
+	while (r == -ENOENT && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(conf, sizeof(conf), "%s/%s/guest.conf", dir, e->d_name);
+		if (cli_kv_get(conf, "host", h, sizeof(h)) == 0 && !strcmp(h, host) &&
+		    strlen(e->d_name) < len) {
+			pv_strlcpy(name, e->d_name, len);
+			r = 0;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
 static int dom0_init(const char *xs_socket, char *err, size_t errlen)
 {
 	struct xs_handle *h = tsx_open(xs_socket);
@@ -214,10 +240,18 @@ static int verb_host_destroy(struct cli *c, int argc, char **argv)
 		return cli_fail("host '%s' still runs %d guest%s (%s): destroy %s first, or use --force",
 				name, n, n > 1 ? "s" : "", guests, n > 1 ? "them" : "it");
 	if (n) {
+		/* Destroy them one at a time, each found afresh: the listing
+		 * above is for the message and may be cut. Each round
+		 * destroys one guest, so this ends; a guest that cannot be
+		 * destroyed stops it. */
 		cli_unlock(c);
-		for (char *g = strtok(guests, ","); g; g = strtok(NULL, ",")) {
-			char *args[] = { "destroy", g, NULL };
-			verb_find("destroy")->run(c, 2, args);
+		for (int left = n; left > 0; left--) {
+			char one[256];
+			if (host_first_guest(c, name, one, sizeof(one)) < 0)
+				break;
+			char *args[] = { "destroy", one, NULL };
+			if (verb_find("destroy")->run(c, 2, args) != 0)
+				break;
 		}
 		if ((r = cli_lock(c)) < 0)
 			return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
