@@ -275,7 +275,42 @@ int cli_rmtree(const char *path)
 
 bool cli_exists(const char *path) { return access(path, F_OK) == 0; }
 
+int cli_proc_stat(pid_t pid, char *state, unsigned long long *starttime)
+{
+	char path[64], buf[1024], *p, *end;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	n = pv_read_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	/* Field 2, the command name, is in parentheses and may hold any byte:
+	 * the fields are counted from its last ')'. */
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ' || !p[2])
+		return -EIO;
+	*state = p[2];
+	p++;                                   /* the space before field 3 */
+	for (int field = 3; field < 22; field++)
+		if (!(p = strchr(p + 1, ' ')))
+			return -EIO;
+	errno = 0;
+	*starttime = strtoull(p + 1, &end, 10);
+	return errno || end == p + 1 ? -EIO : 0;
+}
+
 bool cli_pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	unsigned long long start;
+	char state;
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+		return false;
+	/* A zombie is dead: its parent (init, for a daemon) has not reaped it
+	 * yet, or never will (a container's pid 1 that does not reap). */
+	return cli_proc_stat(pid, &state, &start) < 0 || (state != 'Z' && state != 'X');
 }

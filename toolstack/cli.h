@@ -70,6 +70,10 @@ int cli_kv_set(const char *path, const char *key, const char *val);
 /* rm -rf `path` (state directories only). */
 int cli_rmtree(const char *path);
 bool cli_exists(const char *path);
+/* From /proc/PID/stat: the state letter (R, S, Z...) and the start time in
+ * clock ticks since boot (with the pid, it names one process for good).
+ * 0 or -errno. */
+int cli_proc_stat(pid_t pid, char *state, unsigned long long *starttime);
 bool cli_pid_alive(pid_t pid);
 
 #endif

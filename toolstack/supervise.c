@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,12 +155,17 @@ static int start_one(struct sup *s, unsigned i, int timeout_ms, char *err, size_
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
+	pid_t me = getpid();
 	s->pid[i] = fork();
 	if (s->pid[i] < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		return -1;
 	}
 	if (s->pid[i] == 0) {
+		/* A daemon never outlives its supervisor (killed, or crashed):
+		 * unsupervised, nobody would see it fail or stop it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != me)
+			_exit(1);
 		if (c->ready_fd)
 			close(p[0]);
 		exec_child(s, c, p[1]);
@@ -286,7 +292,13 @@ int sup_start(const char *dir, struct sup_child *children, unsigned n, int ready
 		sfd = signalfd(-1, &set, SFD_CLOEXEC);
 		snprintf(path, sizeof(path), "%s/supervisor.pid", dir);
 		snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		cli_kv_write(path, (const char *const[]){ "pid", buf }, 1);
+		{
+			char start[32] = "", state;
+			unsigned long long st;
+			if (cli_proc_stat(getpid(), &state, &st) == 0)
+				snprintf(start, sizeof(start), "%llu", st);
+			cli_kv_write(path, (const char *const[]){ "pid", buf, "start", start }, 2);
+		}
 		sup_set(&s, "state", "starting");
 		for (unsigned i = 0; i < n; i++) {
 			if (start_one(&s, i, ready_timeout_ms, msg, sizeof(msg)) < 0) {
@@ -335,12 +347,26 @@ int sup_start(const char *dir, struct sup_child *children, unsigned n, int ready
 int sup_pid(const char *dir)
 {
 	char path[512], val[32];
+	unsigned long long want, now;
 	unsigned pid;
+	char state;
 
 	snprintf(path, sizeof(path), "%s/supervisor.pid", dir);
 	if (cli_kv_get(path, "pid", val, sizeof(val)) < 0 || pv_parse_uint(val, 1u << 30, &pid) < 0)
 		return 0;
-	return cli_pid_alive((pid_t)pid) ? (int)pid : 0;
+	if (!cli_pid_alive((pid_t)pid))
+		return 0;
+	/* A supervisor killed without cleaning up leaves its pid behind, and
+	 * the pid may since have gone to another process: it is ours only if
+	 * it started when the file says. */
+	if (cli_kv_get(path, "start", val, sizeof(val)) == 0 && val[0]) {
+		char *end;
+		errno = 0;
+		want = strtoull(val, &end, 10);
+		if (errno || *end || cli_proc_stat((pid_t)pid, &state, &now) < 0 || now != want)
+			return 0;
+	}
+	return (int)pid;
 }
 
 int sup_stop(const char *dir, int timeout_ms)
