@@ -235,7 +235,9 @@ int gr_ifwatch_parse_line(const char *line, int *pid, uint64_t *t_ns)
 			q++;
 		if (q > p && q[-1] == ':') {
 			t = strtod(p, &end);
-			if (end != q - 1 || t < 0)
+			/* Seconds since boot: finite and sane (NaN fails
+			 * too), or the conversion below is undefined. */
+			if (end != q - 1 || !(t >= 0 && t < 1e9))
 				return -EINVAL;
 			*pid = (int)v;
 			*t_ns = (uint64_t)(t * 1e9 + 0.5);

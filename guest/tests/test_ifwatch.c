@@ -85,6 +85,11 @@ static void test_parse(void)
 	CHECK(gr_ifwatch_parse_line("  my-tool name-42 [000]  3.000001: sys_ioctl(fd: 4, cmd: 0x8914)", &pid, &t) == 0 &&
 	      pid == 42 && t == 3000001000ull, "parse a comm with spaces and dashes, no flags");
 	CHECK(gr_ifwatch_parse_line("garbage", &pid, &t) < 0, "reject garbage");
+	/* A forged line (trace_marker is writable): no timestamp the
+	 * conversion to nanoseconds cannot hold. */
+	CHECK(gr_ifwatch_parse_line("x-12 [000] inf: sys_ioctl(fd: 4, cmd: 0x8914)", &pid, &t) < 0, "reject an infinite timestamp");
+	CHECK(gr_ifwatch_parse_line("x-12 [000] nan: sys_ioctl(fd: 4, cmd: 0x8914)", &pid, &t) < 0, "reject a NaN timestamp");
+	CHECK(gr_ifwatch_parse_line("x-12 [000] 1e300: sys_ioctl(fd: 4, cmd: 0x8914)", &pid, &t) < 0, "reject a huge timestamp");
 	CHECK(gr_ifwatch_parse_line("x-12 [000] ..: something else", &pid, &t) < 0, "reject other events");
 }
 
