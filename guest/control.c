@@ -194,18 +194,37 @@ char *gr_control_answer(struct gr_rt *rt, const char *cmd)
 	return o.p;
 }
 
+/* Write all of buf by `end` (ns, pv_now_ns clock), or give up: a client
+ * that stops reading holds the control thread (and every later client) no
+ * longer than that, however the kernel splits the writes. */
+static void write_by(int s, const char *buf, size_t len, uint64_t end)
+{
+	while (len) {
+		ssize_t k = send(s, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k > 0) {
+			buf += k;
+			len -= (size_t)k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return;
+		uint64_t now = pv_now_ns();
+		struct pollfd p = { .fd = s, .events = POLLOUT };
+		if (now >= end || poll(&p, 1, (int)((end - now) / 1000000u) + 1) < 0)
+			return;
+	}
+}
+
 static void serve(struct gr_control *c, int s)
 {
-	const struct timeval send_to = { .tv_sec = 2 };
 	uint64_t end = pv_now_ns() + 1000000000ull;
 	char cmd[64];
 	size_t n = 0;
 	struct pollfd p = { .fd = s, .events = POLLIN };
 	char *ans;
 
-	/* A client that stops reading holds this thread (and every later
-	 * client) at most this long. */
-	(void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_to, sizeof(send_to));
 	/* A line (or EOF) within a second, in all. */
 	while (n < sizeof(cmd) - 1 && pv_now_ns() < end &&
 	       poll(&p, 1, (int)((end - pv_now_ns()) / 1000000u) + 1) == 1) {
@@ -219,8 +238,9 @@ static void serve(struct gr_control *c, int s)
 	cmd[n] = '\0';
 	cmd[strcspn(cmd, "\r\n")] = '\0';
 	ans = gr_control_answer(c->rt, cmd);
+	/* The answer within 2 s, in all. */
 	if (ans)
-		(void)pv_write_all(s, ans, strlen(ans));
+		write_by(s, ans, strlen(ans), pv_now_ns() + 2000000000ull);
 	free(ans);
 }
 

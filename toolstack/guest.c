@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,8 +232,11 @@ void guest_remove_domain(const struct cli *c, const char *host, const struct gue
 
 	/* Never dom0 (a damaged guest.conf without a domid reads as 0): its
 	 * removal would take every backend of the host with it. */
-	if (domid == 0 || domid >= DOMID_FIRST_RESERVED)
+	if (domid == 0 || domid >= DOMID_FIRST_RESERVED) {
+		fprintf(stderr, "pvnet: guest %s: its guest.conf names domain %u: its domain and "
+			"xenstore nodes on %s are left alone (they go with the host)\n", g->name, domid, host);
 		return;
+	}
 	pv_strlcpy(d.uuid, g->uuid, sizeof(d.uuid));
 	lab_xs_socket(c, host, xs, sizeof(xs));
 	lab_hv_socket(c, host, hv, sizeof(hv));
@@ -254,8 +258,9 @@ void guest_remove_domain(const struct cli *c, const char *host, const struct gue
 int ctl_query(const char *sock, const char *cmd, char *out, size_t len)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	const uint64_t end = pv_now_ns() + 5000000000ull;
 	size_t got = 0;
-	ssize_t n;
+	ssize_t n = 0;
 	int s;
 
 	if (strlen(sock) >= sizeof(a.sun_path))
@@ -265,9 +270,8 @@ int ctl_query(const char *sock, const char *cmd, char *out, size_t len)
 	if (s < 0)
 		return -errno;
 	{
-		/* A guest runtime that does not answer cannot hold us. */
+		/* A guest runtime that does not take the question cannot hold us. */
 		const struct timeval to = { .tv_sec = 5 };
-		(void)setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to));
 		(void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to));
 	}
 	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
@@ -277,9 +281,39 @@ int ctl_query(const char *sock, const char *cmd, char *out, size_t len)
 		return -e;
 	}
 	shutdown(s, SHUT_WR);
-	while (got + 1 < len && (n = read(s, out + got, len - 1 - got)) > 0)
+	/* The whole answer, up to EOF, within 5 s: a mute or trickling guest
+	 * is an error, never an empty or partial answer taken for success. */
+	while (got + 1 < len) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		uint64_t now = pv_now_ns();
+		int r;
+
+		if (now >= end) {
+			n = -1;
+			errno = ETIMEDOUT;
+			break;
+		}
+		r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			n = -1;
+			errno = r == 0 ? ETIMEDOUT : errno;
+			break;
+		}
+		n = read(s, out + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
 		got += (size_t)n;
+	}
 	out[got] = '\0';
+	if (n < 0) {
+		int e = errno;
+		close(s);
+		return -e;
+	}
 	close(s);
 	return (int)got;
 }
