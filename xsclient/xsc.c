@@ -66,6 +66,8 @@ void xsc_close(struct xsc *c)
 }
 
 void xsc_set_timeout(struct xsc *c, int ms) { c->timeout_ms = ms; }
+void xsc_set_next_req_id(struct xsc *c, uint32_t id) { c->next_id = id; }
+uint32_t xsc_next_req_id(const struct xsc *c) { return c->next_id; }
 
 int xsc_errno(const char *name, size_t len)
 {

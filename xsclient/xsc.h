@@ -45,6 +45,10 @@ struct xsc *xsc_attach_fd(int fd);
 void xsc_close(struct xsc *c);
 /* Milliseconds a batch may take before -ETIMEDOUT (default 10000). */
 void xsc_set_timeout(struct xsc *c, int ms);
+/* For tests: the req_id of the next request (ids wrap past 2^32; reaching
+ * the wrap by sending 2^32 requests would take hours). */
+void xsc_set_next_req_id(struct xsc *c, uint32_t id);
+uint32_t xsc_next_req_id(const struct xsc *c);
 
 /* Send ops[0..n) in transaction `tx` (0 = none) in one go, then read every
  * reply. 0 if all replies arrived (look at each op's err), -errno if not. */

@@ -2,7 +2,8 @@
  * xsclient tests: batches and transactions against a real pvnet-xenstored
  * (dom0 and an introduced domain, whose outstanding-request quota is 20), a
  * real EAGAIN conflict, and a hostile fake daemon (bad type, oversized
- * length, unknown req_id, silence) that must give clean errors.
+ * length, unknown req_id, silence) that must give clean errors; req_ids that
+ * wrap past 2^32 (a batch straddling the wrap) are accepted, against both.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -169,13 +170,59 @@ static void test_domain_quota(void **state)
 	xsc_close(c0);
 }
 
+/* req_ids wrap past 2^32: a batch and a transaction straddling the wrap, on
+ * the real daemon (it echoes each req_id; replies with ids below the batch's
+ * first one were refused as unknown). */
+static void test_id_wrap(void **state)
+{
+	struct xsc *c = xsc_open(sock);
+	struct xsc_op ops[40];
+	char paths[40][32];
+
+	assert_non_null(c);
+	xsc_set_timeout(c, 10000);
+	xsc_set_next_req_id(c, 0xFFFFFFFFu - 19);   /* ids ...FFEC..FFFF, 0..19 */
+	for (int i = 0; i < 40; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "/wrap/k%d", i);
+		ops[i] = (struct xsc_op){ .type = XS_WRITE, .path = paths[i], .value = paths[i], .len = (unsigned)strlen(paths[i]) };
+	}
+	assert_int_equal(xsc_batch(c, 0, ops, 40), 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(ops[i].err, 0);
+	assert_int_equal(xsc_next_req_id(c), 20);
+	/* And on from there: the connection is not broken. */
+	for (int i = 0; i < 40; i++)
+		ops[i] = (struct xsc_op){ .type = XS_READ, .path = paths[i] };
+	assert_int_equal(xsc_batch(c, 0, ops, 40), 0);
+	for (int i = 0; i < 40; i++)
+		assert_string_equal(ops[i].result, paths[i]);
+	xsc_ops_free(ops, 40);
+	xsc_close(c);
+
+	/* A transaction: START is id 0xFFFFFFFE, its batch 0xFFFFFFFF and 0. */
+	c = xsc_open(sock);
+	assert_non_null(c);
+	xsc_set_timeout(c, 10000);
+	xsc_set_next_req_id(c, 0xFFFFFFFEu);
+	struct xsc_op tx[] = { W("/wrap/tx", "1"), R("/wrap/k0") };
+	assert_int_equal(xsc_transaction(c, tx, 2, 3), 0);
+	assert_string_equal(tx[1].result, "/wrap/k0");
+	xsc_ops_free(tx, 2);
+	struct xsc_op chk[] = { R("/wrap/tx") };
+	assert_int_equal(xsc_batch(c, 0, chk, 1), 0);
+	assert_string_equal(chk[0].result, "1");
+	xsc_ops_free(chk, 1);
+	xsc_close(c);
+}
+
 /* ---- a hostile fake daemon --------------------------------------------- */
 
 struct fake {
 	int fd;
 	int mode;  /* 0 wrong type, 1 huge len, 2 unknown req_id, 3 silence, 4 EAGAIN then ok,
 		    * 5 every reply twice, 6 half a header then silence, 7 watch events
-		    * without end */
+		    * without end, 8 right answers, each pair of replies in reverse order */
+	int saw_id0;  /* a request with req_id 0 came (the client's ids wrapped) */
 };
 
 static void *fake_main(void *arg)
@@ -183,6 +230,8 @@ static void *fake_main(void *arg)
 	struct fake *f = arg;
 	uint8_t buf[8192];
 	int starts = 0;
+	struct xsd_sockmsg held;   /* mode 8: the first reply of a pair */
+	int holding = 0;
 
 	for (;;) {
 		struct xsd_sockmsg h;
@@ -192,6 +241,8 @@ static void *fake_main(void *arg)
 		struct xsd_sockmsg r = h;
 		const char *pl = "OK";
 		size_t plen = 3;
+		if (h.req_id == 0)
+			f->saw_id0 = 1;
 		if (f->mode == 0)
 			r.type = XS_DIRECTORY;
 		else if (f->mode == 1)
@@ -224,6 +275,18 @@ static void *fake_main(void *arg)
 		}
 		if (f->mode != 1)
 			r.len = (uint32_t)plen;
+		if (f->mode == 8) {
+			if (!holding) {
+				held = r;
+				holding = 1;
+				continue;
+			}
+			holding = 0;
+			if (pv_write_all(f->fd, &r, sizeof(r)) < 0 || pv_write_all(f->fd, pl, plen) < 0 ||
+			    pv_write_all(f->fd, &held, sizeof(held)) < 0 || pv_write_all(f->fd, pl, plen) < 0)
+				return NULL;
+			continue;
+		}
 		for (int k = 0; k < (f->mode == 5 ? 2 : 1); k++)
 			if (pv_write_all(f->fd, &r, sizeof(r)) < 0 || (f->mode != 1 && pv_write_all(f->fd, pl, plen) < 0))
 				return NULL;
@@ -231,7 +294,8 @@ static void *fake_main(void *arg)
 	return NULL;
 }
 
-static void hostile(int mode, int expect)
+/* The client's first req_id is `first` (its ids then go on from there). */
+static void hostile_at(int mode, int expect, uint32_t first)
 {
 	int sv[2];
 	struct fake f;
@@ -240,9 +304,10 @@ static void hostile(int mode, int expect)
 	char path[128];
 	int ls;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	static int seq;
 
 	/* A listening socket the client can connect to. */
-	snprintf(path, sizeof(path), "%s/fake%d", dir, mode);
+	snprintf(path, sizeof(path), "%s/fake%d.%d", dir, mode, seq++);
 	ls = socket(AF_UNIX, SOCK_STREAM, 0);
 	strcpy(a.sun_path, path);
 	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -250,22 +315,35 @@ static void hostile(int mode, int expect)
 	c = xsc_open(path);
 	assert_non_null(c);
 	xsc_set_timeout(c, 300);
+	xsc_set_next_req_id(c, first);
 	sv[0] = accept(ls, NULL, NULL);
 	f.fd = sv[0];
 	f.mode = mode;
+	f.saw_id0 = 0;
 	pthread_create(&t, NULL, fake_main, &f);
 	struct xsc_op ops[] = { W("/x", "1"), R("/x") };
 	int r = mode == 4 ? xsc_transaction(c, ops, 1, 3) : xsc_batch(c, 0, ops, 2);
 	assert_int_equal(r, expect);
 	if (expect == -EPROTO || expect == -ETIMEDOUT)
 		assert_int_equal(xsc_batch(c, 0, ops, 1), -EPROTO); /* stays broken */
+	if (expect == 0 && mode != 4) {
+		assert_string_equal(ops[1].result, "OK");
+		xsc_ops_free(ops, 2);
+		assert_int_equal(xsc_batch(c, 0, ops, 2), 0);   /* and the next batch */
+		assert_string_equal(ops[1].result, "OK");
+	}
 	xsc_ops_free(ops, 2);
 	xsc_close(c);
 	shutdown(sv[0], SHUT_RDWR);
 	pthread_join(t, NULL);
 	close(sv[0]);
 	close(ls);
+	/* A test meant to cross the wrap did cross it. */
+	if (first > 0xFFFFFFF0u && expect == 0)
+		assert_true(f.saw_id0);
 }
+
+static void hostile(int mode, int expect) { hostile_at(mode, expect, 1); }
 
 static void test_hostile(void **state)
 {
@@ -277,6 +355,12 @@ static void test_hostile(void **state)
 	hostile(5, -EPROTO);     /* a reply repeated (found by the fuzzer: it leaked) */
 	hostile(6, -ETIMEDOUT);  /* half a header, then nothing (a blocking read hung) */
 	hostile(7, -ETIMEDOUT);  /* watch events without end (skipped for ever) */
+	hostile(8, 0);           /* replies out of order */
+	/* req_ids wrap past 2^32 (they were refused once below the batch's first) */
+	hostile_at(8, 0, 0xFFFFFFFFu);       /* ids 0xFFFFFFFF, 0: replies 0 first */
+	hostile_at(4, 0, 0xFFFFFFFEu);       /* a transaction retried across it */
+	hostile_at(2, -EPROTO, 0xFFFFFFFFu); /* an unknown id is still refused there */
+	hostile_at(5, -EPROTO, 0xFFFFFFFFu); /* and a repeated one */
 }
 
 int main(void)
@@ -285,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_transaction_and_many),
 		cmocka_unit_test(test_domain_quota),
+		cmocka_unit_test(test_id_wrap),
 		cmocka_unit_test(test_hostile),
 	};
 	signal(SIGPIPE, SIG_IGN);
