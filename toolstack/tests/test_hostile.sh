@@ -4,7 +4,11 @@
 #   sends, sends a byte at a time, or never reads its (large) answer; pvnet's
 #   queries to a runtime that is stopped (SIGSTOP) return instead of hanging;
 # - `pvnet destroy` with a damaged guest.conf (domid=0) leaves domain 0 alone;
-# - `pvnet migrate --cancel` (a checkpoint) whose vif does not reconnect fails.
+# - `pvnet migrate --cancel` (a checkpoint) whose vif does not reconnect fails,
+#   and one on a degraded host is refused;
+# - a killed supervisor takes its daemons along; a stale supervisor.pid whose
+#   pid went to another process is not trusted; host-destroy --force destroys
+#   every guest even when there are more than its message can list.
 # Every command that could hang runs under `timeout`, so a regression fails.
 . "${PVNET_SRC:-$(dirname "$0")/../..}/tests/lib.sh"
 pv_require_root
@@ -135,5 +139,32 @@ pv_check "the host's netback is dead" pv_wait_for 5 bash -c "$PV host-list | gre
 timed timeout 30 $PV migrate "$G" --cancel --no-probe
 pv_check "a checkpoint on the degraded host is refused (status $rc after ${ms} ms)" test "$rc" -ne 0 -a "$rc" -ne 124
 pv_check "and says why: $(head -c 200 "$PV_TMP/err")" grep -q "host '$HA' is not healthy: degraded: netback killed" "$PV_TMP/err"
+
+# ---- supervisors -------------------------------------------------------------------------
+HC=tC$sfx
+pv_check "a third host comes up" $PV -q host-create "$HC"
+hcdir=$PVNET_ROOT/hosts/$HC
+spid=$(sed -n 's/^pid=//p' "$hcdir/supervisor.pid")
+xspid=$(sed -n 's/^xenstored.pid=//p' "$hcdir/status")
+kill -9 "$spid"
+pv_check "its xenstored's pid is known ($xspid)" test -n "$xspid"
+pv_check "its daemons do not outlive a killed supervisor" pv_wait_for 5 bash -c "! kill -0 $xspid 2>/dev/null || grep -q '^State:.Z' /proc/$xspid/status"
+pv_check "and host-list says so" pv_wait_for 5 bash -c "$PV host-list | grep '^$HC ' | grep -q 'supervisor gone'"
+# A stale pid file whose pid now belongs to somebody else.
+sleep 600 & victim=$!
+pv_on_exit "kill $victim 2>/dev/null"
+sed -i "s/^pid=.*/pid=$victim/" "$hcdir/supervisor.pid"
+pv_check "a stale supervisor.pid naming another process is not taken for the supervisor" bash -c "$PV host-list | grep '^$HC ' | grep -q 'supervisor gone'"
+# host-destroy --force with more guests than its 512-byte message lists: each
+# is destroyed (here: state directories of guests that never ran).
+for i in $(seq 45); do
+	mkdir -p "$PVNET_ROOT/guests/fk$sfx$i" &&
+	printf 'name=fk%s%s\nhost=%s\ndomid=%s\nvifs=0\n' "$sfx" "$i" "$HC" $((30000 + i)) >"$PVNET_ROOT/guests/fk$sfx$i/guest.conf"
+done
+timed timeout 60 $PV -q host-destroy --force "$HC"
+pv_check "host-destroy --force of a host with 45 guests finishes (status $rc)" test "$rc" -eq 0
+pv_check "and destroyed every one of them" bash -c "! ls -d $PVNET_ROOT/guests/fk$sfx* 2>/dev/null | grep -q ."
+pv_check "without signalling the process the stale pid file named" kill -0 "$victim"
+kill "$victim"
 pv_check "no sanitizer report in any log" bash -c "! grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' $PVNET_ROOT/hosts/*/*.log $PVNET_ROOT/guests/*/*.log 2>/dev/null"
 pv_done
