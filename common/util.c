@@ -247,6 +247,10 @@ int pv_accept(int lfd, int flags)
 bool pv_fd_covers(int fd, uint64_t bytes)
 {
 	struct stat st;
+	int seals;
 
-	return fstat(fd, &st) == 0 && (uint64_t)st.st_size >= bytes;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < bytes)
+		return false;
+	seals = fcntl(fd, F_GET_SEALS);
+	return seals >= 0 && (seals & F_SEAL_SHRINK);
 }

@@ -39,8 +39,9 @@ ssize_t pv_read_full(int fd, void *buf, size_t len);
 
 int pv_set_nonblock(int fd, bool on);
 int pv_set_cloexec(int fd);
-/* Is the file behind `fd` at least `bytes` long? (A mapping past its end
- * faults with SIGBUS on the first touch there.) */
+/* Is the file behind `fd` at least `bytes` long, and sealed so that it stays
+ * so (F_SEAL_SHRINK: a memfd)? A mapping past a file's end faults with
+ * SIGBUS on the first touch there, also when somebody shrinks it later. */
 bool pv_fd_covers(int fd, uint64_t bytes);
 /* accept4() for a level-triggered listener: out of fds (EMFILE/ENFILE), it
  * accepts the connection on a reserved fd and closes it at once, so the

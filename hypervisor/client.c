@@ -84,6 +84,12 @@ int hvc_call(struct hvc *c, const struct hvc_req *rq)
 		hvc_drop_fds(c);
 		return -EPROTO;
 	}
+	/* An error is -errno: anything below -4095 is not one (and -INT_MIN
+	 * would not even negate). */
+	if (c->rep.ret < -4095) {
+		hvc_drop_fds(c);
+		return -EPROTO;
+	}
 	c->rep_payload = c->buf.bytes + sizeof(c->rep);
 	c->rep_len = (size_t)n - sizeof(c->rep);
 	c->latest = c->rep.notice_seq;
@@ -133,7 +139,7 @@ int hvc_sync(struct hvc *c)
 	struct hvp_notice v[HVP_MAX_NOTICES];
 	int r = 0;
 
-	if (!c->apply)
+	if (!c->apply && !c->consume)
 		return 0;
 	for (int rounds = 0; c->latest != c->seen && rounds < 64; rounds++) {
 		r = fetch(c, c->consume, v, HVP_MAX_NOTICES);

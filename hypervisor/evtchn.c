@@ -28,8 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "hypervisor/client.h"
 #include "hypervisor/evtchn.h"
 
@@ -115,12 +117,18 @@ static struct ec_port *ours(struct pv_evtchn *ec, evtchn_port_t port)
 	return &ec->ports[port];
 }
 
+static bool is_fifo(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
 /* Take the port the reply of alloc_unbound / bind_interdomain gave us. */
 static int install(struct pv_evtchn *ec, evtchn_port_t port)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = port };
 	struct ec_port *p;
-	int in, out;
+	int in, out, r = 0;
 
 	if (ec->c.nfds != 2 || port == 0 || port > ec->c.max_port || ec->ports[port].in >= 0) {
 		hvc_drop_fds(&ec->c);
@@ -129,8 +137,14 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port)
 	in = ec->c.fds[0];
 	out = ec->c.fds[1];
 	ec->c.nfds = 0;
-	if (epoll_ctl(ec->epfd, EPOLL_CTL_ADD, in, &ev) < 0) {
-		int r = -errno;
+	/* Two pipe ends, and never blocking (a blocking one would hang
+	 * pending() or notify()): we set that ourselves rather than trust it. */
+	if (!is_fifo(in) || !is_fifo(out))
+		r = -EPROTO;
+	else if (pv_set_nonblock(in, true) < 0 || pv_set_nonblock(out, true) < 0 ||
+		 epoll_ctl(ec->epfd, EPOLL_CTL_ADD, in, &ev) < 0)
+		r = -errno;
+	if (r < 0) {
 		close(in);
 		close(out);
 		return r;
@@ -325,5 +339,7 @@ int pv_evtchn_status(struct pv_evtchn *ec, evtchn_port_t port)
 
 	hvc_drop_fds(&ec->c);
 	hvc_sync(&ec->c);
+	if (r >= 0 && s.status > EVTCHNSTAT_ipi)
+		r = -EPROTO;
 	return r < 0 ? r : (int)s.status;
 }

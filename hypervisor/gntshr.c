@@ -38,16 +38,21 @@ struct pv_gntshr *pv_gntshr_open(struct pv_hv *hv)
 		errno = -r;
 		return NULL;
 	}
-	gs = calloc(1, sizeof(*gs));
-	if (!gs || nr <= GNTTAB_NR_RESERVED_ENTRIES)
-		goto fail;
-	gs->free = calloc(nr, sizeof(*gs->free));
-	gs->taken = calloc(nr, 1);
-	if (!gs->free || !gs->taken)
-		goto fail;
-	/* The table must exist whole (a reply may overstate it). */
-	if (!pv_fd_covers(fd, (uint64_t)nr * sizeof(grant_entry_v1_t))) {
+	/* The table must exist whole and stay so (a reply may overstate it),
+	 * checked before anything is sized by it. */
+	if (nr <= GNTTAB_NR_RESERVED_ENTRIES || nr > HVP_MAX_GRANT_FRAMES * (PV_PAGE_SIZE / sizeof(grant_entry_v1_t)) ||
+	    !pv_fd_covers(fd, (uint64_t)nr * sizeof(grant_entry_v1_t))) {
 		errno = EPROTO;
+		gs = NULL;
+		goto fail;
+	}
+	gs = calloc(1, sizeof(*gs));
+	if (gs) {
+		gs->free = calloc(nr, sizeof(*gs->free));
+		gs->taken = calloc(nr, 1);
+	}
+	if (!gs || !gs->free || !gs->taken) {
+		errno = ENOMEM;
 		goto fail;
 	}
 	p = mmap(NULL, (size_t)nr * sizeof(grant_entry_v1_t), PROT_READ | PROT_WRITE, MAP_SHARED,

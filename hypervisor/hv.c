@@ -105,9 +105,9 @@ void *pv_hv_map_own_memory_id(struct pv_hv *hv, void *at, size_t *npages, struct
 		errno = EPROTO;
 		return NULL;
 	}
-	/* The memory must exist whole (a reply may overstate it); the same
+	/* The memory must exist whole and stay so (a reply may overstate it);
 	 * fstat names the memory object for `id`. */
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < (uint64_t)pages * PV_PAGE_SIZE) {
+	if (!pv_fd_covers(fd, (uint64_t)pages * PV_PAGE_SIZE) || fstat(fd, &st) < 0) {
 		close(fd);
 		errno = EPROTO;
 		return NULL;

@@ -35,7 +35,7 @@
 #define HVD_DEF_MAX_PORTS     1023u    /* libxl's default max_event_channels */
 #define HVD_DEF_DOM0_PORTS    4095u    /* the 2-level ABI limit on x86-64 */
 #define HVD_MAX_MEM_PAGES     (1u << 20)   /* 4 GiB per domain */
-#define HVD_MAX_GRANT_FRAMES  1024u
+#define HVD_MAX_GRANT_FRAMES  HVP_MAX_GRANT_FRAMES
 #define HVD_MAX_PORTS         HVP_MAX_PORT /* the FIFO ABI limit */
 #define HVD_MAX_MAPTRACK      (1u << 22)
 #define HVD_MAX_NOTICES       4096u        /* queued per connection */

@@ -36,6 +36,7 @@
 #define HVP_MAX_NOTICES 128     /* notices per reply */
 #define HVP_MAX_MSG   16384     /* no message is longer */
 #define HVP_MAX_PORT  131071u   /* no event-channel port above (the FIFO ABI's limit) */
+#define HVP_MAX_GRANT_FRAMES 1024u /* no grant table is larger (512 v1 entries per frame) */
 
 enum hvp_op {
 	HVP_HELLO = 1,        /* -> hvp_hello + notice socket */
