@@ -81,7 +81,11 @@ int hvc_call(struct hvc *c, const struct hvc_req *rq)
 	memcpy(&c->rep, c->buf.bytes, PV_MIN((size_t)n, sizeof(c->rep)));
 	if ((size_t)n < sizeof(c->rep) || (size_t)n > HVP_MAX_MSG || c->rep.magic != HVP_MAGIC ||
 	    c->rep.version != HVP_VERSION || c->rep.op != rq->op || c->rep.seq != c->seq) {
+		/* Not the reply to this request: every later one would be
+		 * off by one too. The connection is done (-ECONNRESET next). */
 		hvc_drop_fds(c);
+		close(c->fd);
+		c->fd = -1;
 		return -EPROTO;
 	}
 	/* An error is -errno: anything below -4095 is not one (and -INT_MIN

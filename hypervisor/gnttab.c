@@ -255,11 +255,24 @@ int pv_gnttab_map_batch(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_m
 
 	while (done < count) {
 		int n = map_chunk(gt, PV_MIN(count - done, HVP_MAX_BATCH), ops + done);
-		if (n < 0)
+		if (n < 0 && done == 0)
 			return n;
+		if (n < 0) {
+			/* Earlier chunks are mapped: say the rest failed, so
+			 * the caller still unmaps what it holds. */
+			for (; done < count; done++) {
+				ops[done].status = GNTST_general_error;
+				ops[done].addr = NULL;
+			}
+			break;
+		}
 		done += (unsigned)n;
 	}
-	return hvc_sync(&gt->c);
+	/* The batch was done (each op's status says how): a failure to
+	 * fetch notices now must not hide that from the caller (whose
+	 * mappings would then be lost); the next call meets it again. */
+	(void)hvc_sync(&gt->c);
+	return 0;
 }
 
 int pv_gnttab_unmap_batch(struct pv_gnttab *gt, unsigned count, const uint32_t *handles,
@@ -286,7 +299,11 @@ int pv_gnttab_unmap_batch(struct pv_gnttab *gt, unsigned count, const uint32_t *
 			status[done + i] = w[i].status;
 		done += k;
 	}
-	return hvc_sync(&gt->c);
+	/* The batch was done (each op's status says how): a failure to
+	 * fetch notices now must not hide that from the caller (whose
+	 * mappings would then be lost); the next call meets it again. */
+	(void)hvc_sync(&gt->c);
+	return 0;
 }
 
 static int gntst_errno(int16_t st)
@@ -397,5 +414,9 @@ int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_
 			memcpy(&s[i].status, gt->c.rep_payload + i * sizeof(int16_t), sizeof(int16_t));
 		done += k;
 	}
-	return hvc_sync(&gt->c);
+	/* The batch was done (each op's status says how): a failure to
+	 * fetch notices now must not hide that from the caller (whose
+	 * mappings would then be lost); the next call meets it again. */
+	(void)hvc_sync(&gt->c);
+	return 0;
 }

@@ -91,7 +91,8 @@ struct pv_gnttab_map_op {
 	void *addr;          /* out: start of the granted page in our view */
 };
 /* GNTTABOP_map_grant_ref for `count` ops in one round trip (per 256). 0 if the
- * batch was processed (check each status), -errno if it could not be sent.
+ * batch was processed (check each status; if a later chunk of 256 could not
+ * be sent, its ops say GNTST_general_error), -errno if nothing was mapped.
  * A grant mapped twice gives the same address twice (one page, one view). */
 int pv_gnttab_map_batch(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_map_op *ops);
 /* GNTTABOP_unmap_grant_ref; status[i] gets GNTST_okay or GNTST_bad_handle.
