@@ -93,19 +93,24 @@ static int ops_read(void *env, struct nf_dev *d, bool backend, const char *key, 
 {
 	struct gr_rt *rt = env;
 	char path[256];
+	unsigned vlen;
 	char *v;
 
 	snprintf(path, sizeof(path), "%s/%s", backend ? d->otherend : d->nodename, key);
-	v = xs_get(rt, XBT_NULL, path);
+	v = xs_read(rt->xs, XBT_NULL, path, &vlen);
 	if (!v)
 		return -(errno ? errno : ENOENT);
 	/* An over-long value is absent, as on the batched path: cutting it
-	 * could turn an invalid value into a valid one. */
-	if (pv_strlcpy(buf, v, len) >= len) {
-		buf[0] = '\0';
+	 * could turn an invalid value into a valid one. Its length is what
+	 * xenstore says, not where a NUL byte in it happens to stop it. */
+	if (vlen >= len || len == 0) {
+		if (len)
+			buf[0] = '\0';
 		free(v);
 		return -E2BIG;
 	}
+	memcpy(buf, v, vlen);
+	buf[vlen] = '\0';
 	free(v);
 	return 0;
 }

@@ -312,9 +312,11 @@ static int do_tx(struct tb *b, struct tbq *q)
 		const netif_tx_request_t *first = &req[pk[k].start - cons];
 		uint16_t first_id = first->id;
 
-		bool null_first = false;
+		bool null_first = false, error_all;
 
 		record_frame(b, bpage(b, pk[k].page), PV_MIN((unsigned)pk[k].first_len, 64u), first->size);
+		/* Only a packet of several data slots consumes this fault. */
+		error_all = pk[k].ndata > 1 && fault_now(b, TB_TX_ERROR_SLOTS);
 		if (fault_now(b, TB_TX_NULL))
 			null_first = true;
 		else if (fault_now(b, TB_TX_BAD_ID))
@@ -331,6 +333,8 @@ static int do_tx(struct tb *b, struct tbq *q)
 			uint8_t *p = bpage(b, NBOUNCE - 2) + nrsp * 4;
 			if ((pk[k].extra && j == 1) || (j == 0 && null_first))
 				rsp.status = NETIF_RSP_NULL;
+			else if (error_all)
+				rsp.status = NETIF_RSP_ERROR;
 			memcpy(p, &rsp, 4);
 			seg_to(b, &segs[nseg++], q->tx_ref, (uint16_t)(RING_OFF + (at & (RSIZE - 1)) * TX_SLOT), p, 4);
 			nrsp++;

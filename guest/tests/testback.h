@@ -41,6 +41,8 @@ enum tb_fault {
 	TB_NO_RX_COPY,         /* no feature-rx-copy */
 	TB_TX_NULL,            /* answer a tx data request with NETIF_RSP_NULL */
 	TB_RX_KEEP_MAPPED,     /* answer a 2-slot rx packet while mapping its first page */
+	TB_TX_ERROR_SLOTS,     /* answer the first multi-slot tx packet with NETIF_RSP_ERROR
+				* on every one of its data slots (legitimate: a dropped frame) */
 };
 
 struct tb_opts {
