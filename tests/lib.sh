@@ -8,6 +8,8 @@
 # - pv_check DESC CMD...: run CMD, count a pass/fail, print "ok"/"not ok".
 # - pv_done: print "N passed, N failed" and exit non-zero on failure.
 # Binaries come from $PVNET_BUILD (set by meson; default ./build).
+# PV_KEEP=DIR: before cleaning up, copy the test's scratch directory (state
+# root, daemons' logs) to DIR, to look at after a failure.
 set -u
 
 PVNET_BUILD=${PVNET_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}
@@ -22,6 +24,9 @@ pv_on_exit() { _pv_cleanups+=("$*"); }
 
 _pv_cleanup() {
 	local i
+	if [ -n "${PV_KEEP:-}" ]; then
+		mkdir -p "$PV_KEEP" && cp -a "$PV_TMP/." "$PV_KEEP/" 2>/dev/null
+	fi
 	for ((i = ${#_pv_cleanups[@]} - 1; i >= 0; i--)); do
 		eval "${_pv_cleanups[$i]}" >/dev/null 2>&1 || true
 	done
