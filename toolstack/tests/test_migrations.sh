@@ -41,6 +41,12 @@ PY
 	else
 		rc=$?
 		pv_check "migration $i: $(cat "$PV_TMP/m$i.err") (exit $rc)" false
+		# What the two sides said about it (for a failure seen only in CI).
+		for f in "$PVNET_ROOT/guests/$G/guest.log" "$PVNET_ROOT/hosts/$to/netback.log" \
+			 "$PVNET_ROOT/hosts/$to/hypervisor.log"; do
+			echo "# --- last lines of $f"
+			tail -n 25 "$f" 2>/dev/null | sed 's/^/#   /'
+		done
 	fi
 	[ "$to" = "$HB" ] && to=$HA || to=$HB
 	sleep 1
