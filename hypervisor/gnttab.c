@@ -249,6 +249,16 @@ static int map_chunk(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_map_
 	return (int)n;
 }
 
+/* End of a processed batch (each op's status says how it went): notices are
+ * applied, but failing to fetch them now must not hide the batch from the
+ * caller (mappings it was not told of would be lost); the next call meets the
+ * failure again. */
+static int batch_done(struct pv_gnttab *gt)
+{
+	(void)hvc_sync(&gt->c);
+	return 0;
+}
+
 int pv_gnttab_map_batch(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_map_op *ops)
 {
 	unsigned done = 0;
@@ -268,11 +278,7 @@ int pv_gnttab_map_batch(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_m
 		}
 		done += (unsigned)n;
 	}
-	/* The batch was done (each op's status says how): a failure to
-	 * fetch notices now must not hide that from the caller (whose
-	 * mappings would then be lost); the next call meets it again. */
-	(void)hvc_sync(&gt->c);
-	return 0;
+	return batch_done(gt);
 }
 
 int pv_gnttab_unmap_batch(struct pv_gnttab *gt, unsigned count, const uint32_t *handles,
@@ -299,11 +305,7 @@ int pv_gnttab_unmap_batch(struct pv_gnttab *gt, unsigned count, const uint32_t *
 			status[done + i] = w[i].status;
 		done += k;
 	}
-	/* The batch was done (each op's status says how): a failure to
-	 * fetch notices now must not hide that from the caller (whose
-	 * mappings would then be lost); the next call meets it again. */
-	(void)hvc_sync(&gt->c);
-	return 0;
+	return batch_done(gt);
 }
 
 static int gntst_errno(int16_t st)
@@ -414,9 +416,5 @@ int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_
 			memcpy(&s[i].status, gt->c.rep_payload + i * sizeof(int16_t), sizeof(int16_t));
 		done += k;
 	}
-	/* The batch was done (each op's status says how): a failure to
-	 * fetch notices now must not hide that from the caller (whose
-	 * mappings would then be lost); the next call meets it again. */
-	(void)hvc_sync(&gt->c);
-	return 0;
+	return batch_done(gt);
 }
