@@ -167,6 +167,10 @@ static void install_views(struct pv_gnttab *gt, const struct hvp_view *w, unsign
 		int fd = i < gt->c.nfds ? gt->c.fds[i] : -1;
 		struct view *old = find_view(gt, w[i].domid), nv_ = { w[i].domid, w[i].incarnation };
 
+		/* The same incarnation again: the daemon has no reason to send
+		 * it; keep the view our mappings point into. */
+		if (old && old->incarnation == w[i].incarnation)
+			continue;
 		if (old)  /* an earlier incarnation of that domid: gone */
 			retire_view(gt, (unsigned)(old - gt->views));
 		if (fd < 0 || len == 0)

@@ -947,6 +947,70 @@ static void test_map_honest(void **state)
 	}
 }
 
+/* Two maps of the same domain: the first reply carries its view, the second
+ * the same view (same domid and incarnation) again, now as a memfd a page
+ * short. The client keeps the view its first mapping points into, and the
+ * second grant maps through it. */
+static int sc_map_again(int lie)
+{
+	struct hvp_view v = { GRANTER, 1, LR_PAGES };
+	uint8_t pay[sizeof(struct gnttab_map_grant_ref) + sizeof(v)];
+	size_t bytes = LR_PAGES * PV_PAGE_SIZE;
+	int memfd = lr_memfd(bytes, true), shortfd = lr_memfd(bytes - PV_PAGE_SIZE, true);
+
+	(void)lie;
+	CHECK(pwrite(memfd, "first", 6, 2 * PV_PAGE_SIZE) == 6);
+	CHECK(pwrite(memfd, "second", 7, 3 * PV_PAGE_SIZE) == 7);
+	lr_hello();
+	for (int k = 0; k < 2; k++) {
+		struct gnttab_map_grant_ref w;
+		struct lreq q;
+		struct hvp_hdr h;
+
+		lr_expect(&q, HVP_MAP);
+		CHECK_EQ(q.h.count, 1);
+		memcpy(&w, q.body, sizeof(w));
+		w.status = GNTST_okay;
+		w.handle = HANDLE + (uint32_t)k;
+		w.dev_bus_addr = (uint64_t)(2 + k) * PV_PAGE_SIZE;
+		h = lr_hdr(&q, 0);
+		h.count = 1;
+		h.arg[0] = 1;
+		memcpy(pay, &w, sizeof(w));
+		memcpy(pay + sizeof(w), &v, sizeof(v));
+		lr_reply(h, pay, sizeof(pay), k == 0 ? &memfd : &shortfd, 1);
+	}
+	lr_expect_unmap(HANDLE + 1);
+	lr_expect_unmap(HANDLE);
+	close(shortfd);
+	close(memfd);
+	return lr_end();
+}
+
+static void test_map_view_again(void **state)
+{
+	const char *name = "the same view again, a page short";
+	struct pv_gnttab *gt;
+	uint8_t *a, *b;
+
+	liar_start(sc_map_again, 0);
+	gt = pv_gnttab_open(L.sock);
+	assert_non_null(gt);
+	a = pv_gnttab_map_grant_ref(gt, GRANTER, GREF, PROT_READ | PROT_WRITE);
+	LIE_TRUE(name, a != NULL);
+	LIE_TRUE(name, strcmp((char *)a, "first") == 0);
+	b = pv_gnttab_map_grant_ref(gt, GRANTER, GREF + 1, PROT_READ | PROT_WRITE);
+	LIE_TRUE(name, b != NULL);
+	/* The first mapping still reads (its view was not retired), and the
+	 * second one reads through the same view. */
+	LIE_TRUE(name, !hvt_faults(a, false) && strcmp((char *)a, "first") == 0);
+	LIE_TRUE(name, !hvt_faults(b, false) && strcmp((char *)b, "second") == 0);
+	LIE_EQ(name, pv_gnttab_unmap(gt, b, 1), 0);
+	LIE_EQ(name, pv_gnttab_unmap(gt, a, 1), 0);
+	pv_gnttab_close(gt);
+	liar_finish(name);
+}
+
 /* A revocation announced by a reply is applied before the call returns:
  * the mapping faults (the fake speaks the notice protocol as the daemon). */
 static void test_map_revoked(void **state)
@@ -1643,6 +1707,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_map_honest, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_map_revoked, fd_setup, fd_teardown),
+		cmocka_unit_test_setup_teardown(test_map_view_again, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_misc_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_more_lies, fd_setup, fd_teardown),
