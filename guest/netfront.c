@@ -643,7 +643,7 @@ void nf_backend_changed(struct nf_dev *d, int state)
 		/* Linux ignores it; a backend that was there and vanished while
 		 * we still count on it breaks the device (pvnet). */
 		if (d->backend_seen && d->state != XenbusStateClosed)
-			nf_mark_broken(d, "backend vanished (its state node is gone)");
+			nf_mark_broken(d, "backend vanished (its state node is gone or reads Unknown)");
 		break;
 	default:
 		break;

@@ -461,7 +461,10 @@ static int read_state(struct gr_rt *rt, const char *path)
 	unsigned s;
 	int r = XenbusStateUnknown;
 
-	if (v && pv_parse_uint(v, XenbusStateReconfigured, &s) == 0)
+	/* As Linux's xenbus_read_driver_state: no node or no number reads
+	 * Unknown; a number past the known states is passed on (and ignored,
+	 * as netfront's otherend handler ignores it). */
+	if (v && pv_parse_uint(v, 255, &s) == 0)
 		r = (int)s;
 	free(v);
 	return r;

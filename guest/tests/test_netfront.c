@@ -607,6 +607,20 @@ static void test_backend_closing(void **state)
 	world_free(w);
 }
 
+/* A state past the known ones ("9") is ignored, as Linux's netback_changed
+ * ignores it: not Unknown, the device stays up. */
+static void test_backend_state_out_of_range(void **state)
+{
+	struct world *w = world_new(NF_MODE_FIXED, 8, 8);
+	(void)state;
+
+	boot(w);
+	nf_backend_changed(w->d, 9);
+	assert_false(atomic_load(&w->d->broken));
+	assert_int_equal(w->d->state, XenbusStateConnected);
+	world_free(w);
+}
+
 static void test_backend_vanishes(void **state)
 {
 	struct world *w = world_new(NF_MODE_FIXED, 8, 8);
@@ -615,7 +629,7 @@ static void test_backend_vanishes(void **state)
 	boot(w);
 	nf_backend_changed(w->d, XenbusStateUnknown);
 	assert_true(atomic_load(&w->d->broken));
-	assert_string_equal(w->d->broken_reason, "backend vanished (its state node is gone)");
+	assert_string_equal(w->d->broken_reason, "backend vanished (its state node is gone or reads Unknown)");
 	/* Broken: transmits are dropped, open does not start the queues. */
 	nf_open(w->d, GR_HOW_NETLINK);
 	for (unsigned i = 0; i < 8; i++)
@@ -860,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_initwait_ignored_unless_initialising),
 		cmocka_unit_test(test_backend_closing),
 		cmocka_unit_test(test_backend_vanishes),
+		cmocka_unit_test(test_backend_state_out_of_range),
 		cmocka_unit_test(test_broken_reset_on_reconnect),
 		cmocka_unit_test(test_race_window),
 		cmocka_unit_test(test_queue_count_change),

@@ -580,6 +580,11 @@ static int connect_fe(struct tb *b)
 	} else if (b->o.fault == TB_CLOSE) {
 		usleep(200000);
 		set_state(b, XenbusStateClosing);
+	} else if (b->o.fault == TB_STATE_9) {
+		usleep(200000);
+		set_state(b, 9);
+		usleep(300000);
+		set_state(b, XenbusStateClosing);
 	}
 	return 0;
 fail:

@@ -37,6 +37,7 @@ enum tb_fault {
 	TB_KEEP_MAPPED,        /* answer a tx request while still mapping its grant */
 	TB_NEVER_CONNECT,      /* stay in InitWait */
 	TB_VANISH,             /* remove the backend directory once connected */
+	TB_STATE_9,            /* once connected: state "9" (no such state), then Closing */
 	TB_CLOSE,              /* go Closing once connected */
 	TB_NO_RX_COPY,         /* no feature-rx-copy */
 	TB_TX_NULL,            /* answer a tx data request with NETIF_RSP_NULL */
