@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,6 +222,12 @@ void pv_sleep_ns(uint64_t ns)
 			       .tv_nsec = (long)(ns % 1000000000u) };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+void pv_die_with_parent(pid_t parent, int sig)
+{
+	if (prctl(PR_SET_PDEATHSIG, sig) < 0 || getppid() != parent)
+		_exit(1);
 }
 
 int pv_accept(int lfd, int flags)

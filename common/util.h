@@ -64,5 +64,8 @@ size_t pv_strlcpy(char *dst, const char *src, size_t size);
 
 /* Sleep for `ns` nanoseconds (restarts on EINTR). */
 void pv_sleep_ns(uint64_t ns);
+/* In a child just forked from `parent`: receive `sig` when the parent dies
+ * (PR_SET_PDEATHSIG), and exit at once if it already has. */
+void pv_die_with_parent(pid_t parent, int sig);
 
 #endif

@@ -132,9 +132,9 @@ void hvd_conn_close(struct hvd_conn *c);
 void hvd_send(struct hvd_conn *c, const void *buf, size_t len, const int *fds, unsigned nfds);
 /* Update what the loop watches for `c` (reading stops while paused). */
 void hvd_conn_watch(struct hvd_conn *c);
-/* Queue a notice (deduplicated) and signal the connection (hvd_notice_signal). */
 /* Make the client's notice fd readable (queued notices). */
 void hvd_notice_signal(struct hvd_conn *c);
+/* Queue a notice (deduplicated) and signal the connection (hvd_notice_signal). */
 void hvd_notice(struct hvd_conn *c, enum pv_notice_type type, uint32_t domid, uint32_t port,
 		uint32_t incarnation);
 /* Listening socket for a domain (no-op without rundir). */

@@ -406,7 +406,7 @@ static int verb_create(struct cli *c, int argc, char **argv)
 	struct pv_domain_config cfg = { 0 };
 	const char *vifspecs[GUEST_MAX_VIFS];
 	unsigned nspec = 0;
-	char dir[512], ns[64], hvp[512], err[1024], owner[32], hstate[128], hdir[512];
+	char dir[512], ns[64], hvp[512], err[1024], owner[32];
 	struct pv_hv *hv = NULL;
 	uint32_t domid = 0;
 	bool dom_made = false;
@@ -454,10 +454,8 @@ static int verb_create(struct cli *c, int argc, char **argv)
 		return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
 	if (!lab_host_exists(c, g.host))
 		return cli_fail("no host '%s'", g.host);
-	lab_host_dir(c, g.host, hdir, sizeof(hdir));
-	sup_state(hdir, hstate, sizeof(hstate));
-	if (strcmp(hstate, "running"))
-		return cli_fail("host '%s' is not healthy: %s", g.host, hstate);
+	if (host_check_healthy(c, g.host, err, sizeof(err)) < 0)
+		return cli_fail("%s", err);
 	guest_dir(c, g.name, dir, sizeof(dir));
 	if (cli_exists(dir))
 		return cli_fail("guest '%s' already exists", g.name);

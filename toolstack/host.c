@@ -48,6 +48,18 @@ int host_guests(const struct cli *c, const char *host, char *list, size_t len)
 	return n;
 }
 
+int host_check_healthy(const struct cli *c, const char *host, char *err, size_t errlen)
+{
+	char hdir[512], hstate[256];
+
+	lab_host_dir(c, host, hdir, sizeof(hdir));
+	sup_state(hdir, hstate, sizeof(hstate));
+	if (!strcmp(hstate, "running"))
+		return 0;
+	snprintf(err, errlen, "host '%s' is not healthy: %s", host, hstate);
+	return -EHOSTDOWN;
+}
+
 /* The name of one guest placed on `host`, whole (names longer than `len`
  * are skipped), or -ENOENT. */
 static int host_first_guest(const struct cli *c, const char *host, char *name, size_t len)

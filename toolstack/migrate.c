@@ -11,7 +11,6 @@
 #include "hypervisor/hv.h"
 #include "toolstack/guests.h"
 #include "toolstack/lab.h"
-#include "toolstack/supervise.h"
 #include "toolstack/tsx.h"
 #include "toolstack/verbs.h"
 
@@ -203,19 +202,12 @@ int migrate_run(struct cli *c, const char *name, const char *dst, const struct m
 		snprintf(err, errlen, "guest '%s' is already on host %s", name, dst);
 		return -EINVAL;
 	}
-	{
-		/* The guest resumes on dst: its daemons must all be there (a
-		 * dead netback would leave the vifs unconnected while xenstore
-		 * still says Connected). A degraded source is fine: moving
-		 * guests away from it is the way out. */
-		char hdir[512], hstate[256];
-		lab_host_dir(c, dst, hdir, sizeof(hdir));
-		sup_state(hdir, hstate, sizeof(hstate));
-		if (strcmp(hstate, "running")) {
-			snprintf(err, errlen, "host '%s' is not healthy: %s", dst, hstate);
-			return -EHOSTDOWN;
-		}
-	}
+	/* The guest resumes on dst: its daemons must all be there (a dead
+	 * netback would leave the vifs unconnected while xenstore still says
+	 * Connected). A degraded source is fine: moving guests away from it
+	 * is the way out. */
+	if ((r = host_check_healthy(c, dst, err, errlen)) < 0)
+		return r;
 	pv_strlcpy(rep->guest, g.name, sizeof(rep->guest));
 	pv_strlcpy(rep->src, g.host, sizeof(rep->src));
 	pv_strlcpy(rep->dst, dst, sizeof(rep->dst));

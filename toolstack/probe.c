@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,14 +220,6 @@ static void capture(struct probe_results *r, const char *ns, const uint8_t *gmac
 	_exit(0);
 }
 
-/* A child ends with the toolstack, even if that is killed: no stray probes. */
-static void die_with_parent(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-}
-
 int probe_start(struct probe_session *s, const struct probe_config *cfg)
 {
 	pid_t parent = getpid();
@@ -261,7 +252,8 @@ int probe_start(struct probe_session *s, const struct probe_config *cfg)
 	memcpy(brmac, r->seen[0], 6);
 	memset(r->seen[0], 0, 6);
 
-#define SPAWN(call) do { pid = fork(); if (pid == 0) { die_with_parent(parent); call; } \
+	/* A child ends with the toolstack, even if that is killed: no stray probes. */
+#define SPAWN(call) do { pid = fork(); if (pid == 0) { pv_die_with_parent(parent, SIGKILL); call; } \
 		if (pid > 0) s->pids[s->npids++] = pid; } while (0)
 	SPAWN(receiver(r, cfg->guest_ns, cfg->guest_if, run, 0, false));
 	SPAWN(receiver(r, cfg->switch_ns, "br0", run, 1, false));

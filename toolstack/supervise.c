@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -164,8 +163,7 @@ static int start_one(struct sup *s, unsigned i, int timeout_ms, char *err, size_
 	if (s->pid[i] == 0) {
 		/* A daemon never outlives its supervisor (killed, or crashed):
 		 * unsupervised, nobody would see it fail or stop it. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != me)
-			_exit(1);
+		pv_die_with_parent(me, SIGTERM);
 		if (c->ready_fd)
 			close(p[0]);
 		exec_child(s, c, p[1]);

@@ -17,6 +17,9 @@ extern const struct cli_verb demo_verbs[];
 const struct cli_verb *verb_find(const char *name);
 /* Number of guests on `host`; their names comma-separated into list. */
 int host_guests(const struct cli *c, const char *host, char *list, size_t len);
+/* 0 if every daemon of `host` runs; else -EHOSTDOWN and in err "host 'H' is
+ * not healthy: <state>" (create and migrate refuse such a destination). */
+int host_check_healthy(const struct cli *c, const char *host, char *err, size_t errlen);
 
 /* The operations behind the verbs (caller holds the lock). 0 / -errno with
  * the reason in err. */
