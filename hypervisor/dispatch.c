@@ -216,6 +216,25 @@ static int op_copy(struct ctx *x)
 	return 0;
 }
 
+/* dom0 copies in-process (gnttab.c): the granter's table, state and memory. */
+static int op_gt_attach(struct ctx *x)
+{
+	struct hvd_domain *g = live_domain(x->h, x->req->arg[0]);
+	struct hvp_attach *a = (void *)x->out;
+
+	if (!g || g->domid == 0)
+		return -ESRCH;
+	if (!g->gt.mem || g->statefd < 0)
+		return -EAGAIN;
+	*a = (struct hvp_attach){ g->domid, g->incarnation, g->gt.nr_entries, g->gt.mem_pages };
+	add_fd(x, g->gtfd);
+	add_fd(x, g->statefd);
+	add_fd(x, g->memfd);
+	x->c->attached = true;
+	x->out_len = sizeof(*a);
+	return 0;
+}
+
 /* ---- event channels ---------------------------------------------------------- */
 
 static void reply_port(struct ctx *x, const struct hvd_port *p)
@@ -579,6 +598,7 @@ static const struct op_desc ops[HVP_OP_COUNT] = {
 	[HVP_DOM_IMPORT]       = { "import", 0, 0, 1, PRIV, op_dom_import },
 	[HVP_DOM_MOVED]        = { "moved", 0, sizeof(struct hvp_resume), 0, PRIV, op_dom_moved },
 	[HVP_DOM_SOCKET]       = { "socket", 0, 0, 0, PRIV, op_dom_socket },
+	[HVP_GT_ATTACH]        = { "gt_attach", 0, 0, 0, PRIV, op_gt_attach },
 };
 
 /* Is the message well formed for its op? 0 or the error to answer. */
@@ -730,8 +750,9 @@ int hvd_check(struct hvd *h)
 			if (c->nq_len > HVD_MAX_NOTICES)
 				BAD("notice queue over its limit");
 		}
-		if (pins != d->gt.pins || pins != mapped)
-			BAD("d%u: %u pins, %u counted, %u mappings", id, pins, d->gt.pins, mapped);
+		if (d->gt.st ? pins != d->gt.st->pins || pins != mapped : pins || mapped)
+			BAD("d%u: %u pins, %u counted, %u mappings", id, pins,
+			    d->gt.st ? d->gt.st->pins : 0, mapped);
 		if (held != d->mappings_held)
 			BAD("d%u holds %u handles, %u counted", id, held, d->mappings_held);
 		if (check_ports(h, d) < 0)

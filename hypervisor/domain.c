@@ -75,12 +75,43 @@ static void drop_memory(struct hvd_domain *d)
 
 static void drop_grant_table(struct hvd_domain *d)
 {
+	struct hvd_gt_state *st = d->gt.st;
+	uint32_t nr = d->gt.nr_entries;
+
 	if (d->gt.shared)
-		munmap(d->gt.shared, (size_t)d->gt.nr_entries * sizeof(grant_entry_v1_t));
+		munmap(d->gt.shared, (size_t)nr * sizeof(grant_entry_v1_t));
 	hvd_gt_fini(&d->gt);
+	if (st)
+		munmap(st, hvd_gt_state_size(nr));
 	if (d->gtfd >= 0)
 		close(d->gtfd);
-	d->gtfd = -1;
+	if (d->statefd >= 0)
+		close(d->statefd);
+	d->gtfd = d->statefd = -1;
+}
+
+/* A dom0 process died holding this domain's grant lock: the pins are the
+ * hypervisor's mappings again (nothing else survives a lock hold). */
+static void gt_recount(void *ctx, struct hvd_gt *gt)
+{
+	struct hvd_domain *d = ctx;
+
+	hvd_gt_recount_begin(gt);
+	for (struct hvd_conn *c = d->h->conns; c; c = c->next)
+		hvd_mt_repin(&c->mt, gt);
+	hvd_gt_recount_end(gt);
+	pv_warn("d%u: a dom0 process died holding the domain's grant lock; pins recounted "
+		"from the mappings (%u)", d->domid, d->gt.st->pins);
+}
+
+void hvd_domain_check_locks(struct hvd *h)
+{
+	for (uint32_t id = 0; id < DOMID_FIRST_RESERVED; id++) {
+		struct hvd_domain *d = h->dom[id];
+		/* A zero timeout: only a dead holder's lock is taken over. */
+		if (d && d->gt.st && hvd_gt_lock(&d->gt, 0) >= 0)
+			hvd_gt_unlock(&d->gt);
+	}
 }
 
 int hvd_domain_set_memory(struct hvd_domain *d, int memfd, uint32_t pages)
@@ -138,12 +169,12 @@ static int domain_alloc(struct hvd *h, uint32_t domid, const struct hvp_domcfg *
 	struct hvd_domain *d = calloc(1, sizeof(*d));
 	uint32_t frames = cfg->grant_frames, ents;
 	char name[32];
-	void *p;
+	void *p, *st;
 	int r;
 
 	if (!d)
 		return -ENOMEM;
-	d->memfd = d->gtfd = d->listen_fd = -1;
+	d->memfd = d->gtfd = d->statefd = d->listen_fd = -1;
 	d->h = h;
 	d->domid = domid;
 	d->incarnation = ++h->next_incarnation;
@@ -154,14 +185,21 @@ static int domain_alloc(struct hvd *h, uint32_t domid, const struct hvp_domcfg *
 
 	snprintf(name, sizeof(name), "pvnet-gnttab-d%u", domid);
 	r = make_memfd(name, (size_t)frames * PV_PAGE_SIZE, &d->gtfd, &p);
-	if (r == 0)
-		r = hvd_gt_init(&d->gt, p, ents, (domid_t)domid);
-	if (r < 0) {
-		if (d->gtfd >= 0)
-			munmap(p, (size_t)frames * PV_PAGE_SIZE);
-		d->gt.shared = NULL;
+	if (r < 0)
 		goto fail;
+	d->gt.shared = p; /* unmapped by drop_grant_table if what follows fails */
+	d->gt.nr_entries = ents;
+	snprintf(name, sizeof(name), "pvnet-gtstate-d%u", domid);
+	r = make_memfd(name, hvd_gt_state_size(ents), &d->statefd, &st);
+	if (r == 0) {
+		r = hvd_gt_init(&d->gt, p, ents, (domid_t)domid, st);
+		if (r < 0)
+			munmap(st, hvd_gt_state_size(ents));
 	}
+	if (r < 0)
+		goto fail;
+	d->gt.recount = gt_recount;
+	d->gt.recount_ctx = d;
 	if (!cfg->incoming) {
 		snprintf(name, sizeof(name), "pvnet-mem-d%u", domid);
 		r = make_memfd(name, (size_t)cfg->mem_pages * PV_PAGE_SIZE, &d->memfd, &p);
@@ -307,9 +345,15 @@ int hvd_port_close(struct hvd_conn *c, evtchn_port_t port)
 void hvd_domain_end(struct hvd *h, struct hvd_domain *d)
 {
 	struct hvd_conn *c, *told;
+	int r;
 
 	if (d->gtfd < 0)
 		return; /* already ended (moved) */
+	/* dom0 processes copying in-process see it under the lock from now on. */
+	r = hvd_gt_lock(&d->gt, 1000);
+	__atomic_store_n(&d->gt.st->dead, 1, __ATOMIC_RELAXED);
+	if (r >= 0)
+		hvd_gt_unlock(&d->gt);
 	for (c = h->conns; c; c = c->next) {
 		if (c->dom != d)
 			continue;
@@ -386,6 +430,9 @@ void hvd_conn_release(struct hvd_conn *c)
 		if (d->ec.ports[p].owner == c)
 			close_port(c->h, d, p);
 	hvd_mt_fini(&c->mt);
+	if (c->attached)
+		hvd_domain_check_locks(c->h);
+	c->attached = false;
 	free(c->views);
 	c->views = NULL;
 	c->nviews = c->cap_views = 0;

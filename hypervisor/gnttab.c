@@ -19,12 +19,22 @@
 #include "common/util.h"
 #include "hypervisor/client.h"
 #include "hypervisor/gnttab.h"
+#include "hypervisor/gnttab_core.h"
 
 struct view {
 	uint32_t domid;
 	uint32_t incarnation;
 	uint8_t *ro, *rw;
 	size_t len;
+};
+
+/* A granting domain's grant table, grant state and memory, for copies done
+ * here (dom0 only; docs/hypervisor.md "Grant copy in dom0"). */
+struct attach {
+	uint32_t domid;
+	struct hvd_gt gt;
+	void *table, *state;
+	size_t table_len, state_len, mem_len;
 };
 
 struct single {          /* a pv_gnttab_map_grant_ref() mapping */
@@ -42,6 +52,10 @@ struct pv_gnttab {
 	unsigned nsingles, cap_singles;
 	uint8_t *own;
 	size_t own_pages;
+	struct attach *att;
+	unsigned natt, cap_att;
+	bool no_local;           /* the hypervisor refused GT_ATTACH: never ask again */
+	uint64_t local_copies;
 	union {
 		struct gnttab_map_grant_ref map[HVP_MAX_BATCH];
 		struct gnttab_unmap_grant_ref unmap[HVP_MAX_BATCH];
@@ -105,6 +119,16 @@ static void apply_notice(void *owner, const struct hvp_notice *n)
 	}
 }
 
+static void detach(struct pv_gnttab *gt, unsigned i)
+{
+	struct attach *a = &gt->att[i];
+
+	munmap(a->table, a->table_len);
+	munmap(a->state, a->state_len);
+	munmap(a->gt.mem, a->mem_len);
+	gt->att[i] = gt->att[--gt->natt];
+}
+
 struct pv_gnttab *pv_gnttab_open(const char *hv_path)
 {
 	struct pv_gnttab *gt = calloc(1, sizeof(*gt));
@@ -137,6 +161,9 @@ void pv_gnttab_close(struct pv_gnttab *gt)
 	}
 	for (unsigned i = 0; i < gt->ndead; i++)
 		munmap(gt->dead[i].p, gt->dead[i].len);
+	while (gt->natt)
+		detach(gt, 0);
+	free(gt->att);
 	free(gt->views);
 	free(gt->dead);
 	free(gt->singles);
@@ -392,9 +419,160 @@ static void copy_side(const struct pv_gnttab *gt, struct gnttab_copy_ptr *w, boo
 	}
 }
 
+/* Map what GT_ATTACH handed us (fds: table, state, memory). */
+static struct attach *attach_install(struct pv_gnttab *gt, const struct hvp_attach *w)
+{
+	struct attach a = { .domid = w->domid };
+	int *fd = gt->c.fds;
+
+	if (gt->c.nfds != 3 || w->nr_entries == 0 ||
+	    w->nr_entries > HVP_MAX_GRANT_FRAMES * (PV_PAGE_SIZE / sizeof(grant_entry_v1_t)) ||
+	    w->mem_pages == 0 || w->mem_pages > (1u << 20))
+		return NULL;
+	a.table_len = (size_t)w->nr_entries * sizeof(grant_entry_v1_t);
+	a.state_len = hvd_gt_state_size(w->nr_entries);
+	a.mem_len = (size_t)w->mem_pages * PV_PAGE_SIZE;
+	if (!pv_fd_covers(fd[0], a.table_len) || !pv_fd_covers(fd[1], a.state_len) ||
+	    !pv_fd_covers(fd[2], a.mem_len))
+		return NULL;
+	if (gt->natt == gt->cap_att && grow((void **)&gt->att, &gt->cap_att, sizeof(*gt->att)) < 0)
+		return NULL;
+	a.table = mmap(NULL, a.table_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd[0], 0);
+	a.state = mmap(NULL, a.state_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd[1], 0);
+	a.gt.mem = mmap(NULL, a.mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd[2], 0);
+	if (a.table == MAP_FAILED || a.state == MAP_FAILED || a.gt.mem == MAP_FAILED ||
+	    hvd_gt_attach(&a.gt, a.table, w->nr_entries, (domid_t)w->domid, a.state, a.gt.mem,
+			  w->mem_pages) < 0) {
+		if (a.table != MAP_FAILED)
+			munmap(a.table, a.table_len);
+		if (a.state != MAP_FAILED)
+			munmap(a.state, a.state_len);
+		if (a.gt.mem != MAP_FAILED)
+			munmap(a.gt.mem, a.mem_len);
+		return NULL;
+	}
+	gt->att[gt->natt] = a;
+	return &gt->att[gt->natt++];
+}
+
+static struct attach *attach(struct pv_gnttab *gt, uint32_t domid)
+{
+	struct hvc_req rq = { .op = HVP_GT_ATTACH, .arg = { domid }, .fd = -1 };
+	struct hvp_attach w;
+	struct attach *a = NULL;
+	int r;
+
+	for (unsigned i = 0; i < gt->natt; i++)
+		if (gt->att[i].domid == domid)
+			return &gt->att[i];
+	r = hvc_call(&gt->c, &rq);
+	if (r == -EPERM || r == -ENOSYS || r == -EBADMSG)
+		gt->no_local = true;  /* not dom0, or an older hypervisor */
+	if (r == 0 && gt->c.rep_len == sizeof(w)) {
+		memcpy(&w, gt->c.rep_payload, sizeof(w));
+		if (w.domid == domid)
+			a = attach_install(gt, &w);
+	}
+	hvc_drop_fds(&gt->c);
+	return a;
+}
+
+struct local_ctx {
+	struct hvd_gt *self, *granter;
+};
+
+static struct hvd_gt *local_lookup(void *ctx, domid_t domid)
+{
+	struct local_ctx *l = ctx;
+
+	if (domid == DOMID_SELF)
+		return l->self;
+	return domid == l->granter->domid ? l->granter : NULL;
+}
+
+/* dom0 copies a chunk itself when every segment has one grant side, all of
+ * one granting domain, and our own memory on the other: the grant checks and
+ * pins of the hypervisor (gnttab_core.c) run here under the granter's grant
+ * lock, shared with the hypervisor. 1 if done (statuses set), 0 if the
+ * hypervisor must do it. */
+static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_seg *s,
+		      const struct gnttab_copy *w)
+{
+	struct hvd_gt self = { .mem = gt->own, .mem_pages = (uint32_t)gt->own_pages };
+	struct local_ctx l = { &self, NULL };
+	uint32_t domid = DOMID_INVALID;
+	struct attach *a;
+	int r;
+
+	if (gt->c.domid != 0 || gt->no_local || !gt->own || gt->own_pages > UINT32_MAX)
+		return 0;
+	for (unsigned i = 0; i < k; i++) {
+		bool sg = w[i].flags & GNTCOPY_source_gref, dg = w[i].flags & GNTCOPY_dest_gref;
+		domid_t d = sg ? w[i].source.domid : w[i].dest.domid;
+
+		if (sg == dg || d == 0 || d >= DOMID_FIRST_RESERVED || (i && d != domid))
+			return 0;
+		domid = d;
+	}
+	a = attach(gt, domid);
+	if (!a)
+		return 0;
+	r = hvd_gt_lock(&a->gt, 1000);
+	if (r < 0)
+		return 0;
+	if (r == 1 || __atomic_load_n(&a->gt.st->rebuild, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&a->gt.st->dead, __ATOMIC_RELAXED)) {
+		/* A holder died (the hypervisor recounts on its next pin) or
+		 * the granter is gone: let the hypervisor answer. */
+		bool dead = __atomic_load_n(&a->gt.st->dead, __ATOMIC_RELAXED);
+		hvd_gt_unlock(&a->gt);
+		if (dead)
+			detach(gt, (unsigned)(a - gt->att));
+		return 0;
+	}
+	l.granter = &a->gt;
+	for (unsigned i = 0; i < k; i++)
+		s[i].status = hvd_gt_copy(local_lookup, &l, &self, &w[i]);
+	hvd_gt_unlock(&a->gt);
+	gt->local_copies += k;
+	return 1;
+}
+
+uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt) { return gt->local_copies; }
+
+int pv_gnttab_test_lock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref)
+{
+	struct attach *a = gt->c.domid == 0 ? attach(gt, domid) : NULL;
+	uint32_t frame;
+	int r;
+
+	if (!a)
+		return -ENOENT;
+	r = hvd_gt_lock(&a->gt, 1000);
+	if (r < 0)
+		return r;
+	if (ref != UINT32_MAX && hvd_gt_pin(&a->gt, ref, 0, true, false, &frame) != GNTST_okay) {
+		hvd_gt_unlock(&a->gt);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void pv_gnttab_test_unlock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref)
+{
+	for (unsigned i = 0; i < gt->natt; i++) {
+		if (gt->att[i].domid != domid)
+			continue;
+		if (ref != UINT32_MAX)
+			hvd_gt_unpin(&gt->att[i].gt, ref, true);
+		hvd_gt_unlock(&gt->att[i].gt);
+	}
+}
+
 int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_copy_seg *segs)
 {
 	struct gnttab_copy *w = gt->scratch.copy;
+	bool remote = false;
 
 	for (unsigned done = 0; done < count;) {
 		unsigned k = PV_MIN(count - done, HVP_MAX_BATCH);
@@ -410,6 +588,11 @@ int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_
 			w[i].len = s[i].len;
 			w[i].flags = s[i].flags;
 		}
+		if (copy_local(gt, k, s, w)) {
+			done += k;
+			continue;
+		}
+		remote = true;
 		r = hvc_call(&gt->c, &rq);
 		hvc_drop_fds(&gt->c);
 		if (r < 0)
@@ -420,5 +603,5 @@ int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_
 			memcpy(&s[i].status, gt->c.rep_payload + i * sizeof(int16_t), sizeof(int16_t));
 		done += k;
 	}
-	return batch_done(gt);
+	return remote ? batch_done(gt) : 0;
 }

@@ -114,7 +114,8 @@ int pv_gnttab_unmap(struct pv_gnttab *gt, void *addr, uint32_t count);
  * set, else a pointer into the caller's own I/O memory (pv_hv_map_own_memory,
  * registered with pv_gnttab_set_own_memory; any other pointer gives
  * GNTST_bad_page). Neither side may cross a 4 KiB page (GNTST_bad_copy_arg).
- * The hypervisor copies: one round trip per 256 segments. */
+ * The hypervisor copies (one round trip per 256 segments), or, for dom0,
+ * this process does under the granter's grant lock (below). */
 #define PV_GNTCOPY_source_gref GNTCOPY_source_gref
 #define PV_GNTCOPY_dest_gref   GNTCOPY_dest_gref
 struct pv_gnttab_copy_seg {
@@ -129,5 +130,19 @@ struct pv_gnttab_copy_seg {
 int pv_gnttab_grant_copy(struct pv_gnttab *gt, unsigned count, struct pv_gnttab_copy_seg *segs);
 /* The caller's own memory must be registered once for copies. */
 int pv_gnttab_set_own_memory(struct pv_gnttab *gt, void *base, size_t npages);
+/* dom0 (and only dom0) copies in-process when every segment of a chunk has
+ * one grant side, all of one granting domain, and its own memory on the
+ * other: the hypervisor hands over that domain's grant table, grant state and
+ * memory once (GT_ATTACH), and the checks and pins of gnttab_core.c run here
+ * under the granter's grant lock, shared with the hypervisor (docs/
+ * hypervisor.md, "Grant copy in dom0"). Anything else goes to the hypervisor.
+ * How many segments were copied in-process so far: */
+uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt);
+
+/* Test hooks (dom0): take granter `domid`'s grant lock, attaching first,
+ * and when `ref` != UINT32_MAX pin it for reading as a copy does; 0 or
+ * -errno. Held until pv_gnttab_test_unlock(), or until the process dies. */
+int pv_gnttab_test_lock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref);
+void pv_gnttab_test_unlock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref);
 
 #endif

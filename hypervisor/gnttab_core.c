@@ -26,8 +26,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PIN_OVERFLOW 0x80u
+/* The daemon waits at most this long for a dom0 process's grant lock. */
+#define LOCK_MS 1000
 #define MT_NONE UINT32_MAX
 
 /* flags and domid of an entry, updated together (they form one aligned word). */
@@ -48,24 +51,126 @@ static uint32_t *entry_word(struct hvd_gt *gt, grant_ref_t ref)
 	return (uint32_t *)(void *)&gt->shared[ref];
 }
 
-int hvd_gt_init(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries, domid_t domid)
+size_t hvd_gt_state_size(uint32_t nr_entries)
+{
+	size_t b = HVD_GT_STATE_HDR + (size_t)nr_entries * sizeof(struct hvd_gt_active);
+	return (b + 4095) & ~(size_t)4095;
+}
+
+static void gt_bind(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries,
+		    domid_t domid, void *state)
 {
 	memset(gt, 0, sizeof(*gt));
-	gt->active = calloc(nr_entries ? nr_entries : 1, sizeof(*gt->active));
-	if (!gt->active)
-		return -ENOMEM;
+	gt->st = state;
+	gt->active = (struct hvd_gt_active *)(void *)((uint8_t *)state + HVD_GT_STATE_HDR);
 	gt->shared = shared;
 	gt->nr_entries = nr_entries;
 	gt->domid = domid;
+}
+
+int hvd_gt_init(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries, domid_t domid,
+		void *state)
+{
+	bool own = !state;
+	pthread_mutexattr_t a;
+	struct hvd_gt_state *st;
+	int r;
+
+	if (own && !(state = calloc(1, hvd_gt_state_size(nr_entries))))
+		return -ENOMEM;
+	st = state;
+	r = pthread_mutexattr_init(&a);
+	if (r == 0) {
+		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+		if (r == 0)
+			r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+		if (r == 0)
+			r = pthread_mutex_init(&st->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	if (r != 0) {
+		if (own)
+			free(state);
+		return -r;
+	}
+	st->nr_entries = nr_entries;
+	__atomic_store_n(&st->magic, HVD_GT_STATE_MAGIC, __ATOMIC_RELEASE);
+	gt_bind(gt, shared, nr_entries, domid, state);
+	gt->own_state = own;
+	gt->autolock = true;
+	return 0;
+}
+
+int hvd_gt_attach(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries,
+		  domid_t domid, void *state, uint8_t *mem, uint32_t mem_pages)
+{
+	const struct hvd_gt_state *st = state;
+
+	if (__atomic_load_n(&st->magic, __ATOMIC_ACQUIRE) != HVD_GT_STATE_MAGIC ||
+	    st->nr_entries != nr_entries)
+		return -EPROTO;
+	gt_bind(gt, shared, nr_entries, domid, state);
+	gt->mem = mem;
+	gt->mem_pages = mem_pages;
 	return 0;
 }
 
 void hvd_gt_fini(struct hvd_gt *gt)
 {
-	free(gt->active);
+	if (gt->own_state && gt->st) {
+		pthread_mutex_destroy(&gt->st->lock);
+		free(gt->st);
+	}
+	gt->st = NULL;
 	gt->active = NULL;
 	gt->shared = NULL;
 	gt->nr_entries = 0;
+}
+
+int hvd_gt_lock(struct hvd_gt *gt, int timeout_ms)
+{
+	struct timespec ts;
+	int r = pthread_mutex_trylock(&gt->st->lock);
+
+	if (r == 0 || r == EOWNERDEAD)
+		goto locked;
+	if (r != EBUSY)
+		return -r;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	r = pthread_mutex_clocklock(&gt->st->lock, CLOCK_MONOTONIC, &ts);
+locked:
+	if (r == EOWNERDEAD) {
+		/* The holder died between its pins and unpins: what it held
+		 * is unknown, so the hypervisor recounts from its mappings. */
+		__atomic_store_n(&gt->st->rebuild, 1, __ATOMIC_RELAXED);
+		pthread_mutex_consistent(&gt->st->lock);
+		r = 1;
+	} else if (r != 0) {
+		return -r;
+	}
+	if (gt->autolock && gt->recount && __atomic_load_n(&gt->st->rebuild, __ATOMIC_RELAXED))
+		gt->recount(gt->recount_ctx, gt);
+	return r;
+}
+
+void hvd_gt_unlock(struct hvd_gt *gt)
+{
+	pthread_mutex_unlock(&gt->st->lock);
+}
+
+void hvd_gt_recount_begin(struct hvd_gt *gt)
+{
+	for (uint32_t i = 0; i < gt->nr_entries; i++) {
+		gt->active[i].rd = 0;
+		gt->active[i].wr = 0;
+	}
+	gt->st->pins = 0;
 }
 
 uint32_t hvd_gt_in_use(const struct hvd_gt *gt)
@@ -83,6 +188,33 @@ static void clear_flags(struct hvd_gt *gt, grant_ref_t ref, uint16_t bits)
 {
 	if (bits)
 		__atomic_fetch_and(&gt->shared[ref].flags, (uint16_t)~bits, __ATOMIC_SEQ_CST);
+}
+
+void hvd_gt_recount_end(struct hvd_gt *gt)
+{
+	for (uint32_t i = 0; i < gt->nr_entries; i++) {
+		const struct hvd_gt_active *act = &gt->active[i];
+		uint16_t f = __atomic_load_n(&gt->shared[i].flags, __ATOMIC_RELAXED);
+		uint16_t bits = 0;
+
+		if (!act->wr)
+			bits |= GTF_writing;
+		if (!act->rd && !act->wr)
+			bits |= GTF_reading;
+		if (f & bits)
+			clear_flags(gt, i, bits);
+	}
+	__atomic_store_n(&gt->st->rebuild, 0, __ATOMIC_RELAXED);
+}
+
+/* Under the lock: plain updates (the lock orders them between processes). */
+static void count_pin(struct hvd_gt *gt, struct hvd_gt_active *act, bool readonly, int d)
+{
+	if (readonly)
+		act->rd = (uint8_t)(act->rd + d);
+	else
+		act->wr = (uint8_t)(act->wr + d);
+	gt->st->pins += (uint32_t)d;
 }
 
 /* Set GTF_reading (and GTF_writing) in the shared entry, checking it on the
@@ -114,8 +246,8 @@ static int16_t set_status(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bo
 	}
 }
 
-int16_t hvd_gt_pin(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly,
-		   bool mapflag, uint32_t *frame)
+static int16_t pin_locked(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly,
+			  bool mapflag, uint32_t *frame)
 {
 	struct hvd_gt_active *act;
 	bool pinned;
@@ -123,9 +255,14 @@ int16_t hvd_gt_pin(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool read
 
 	if (ref >= gt->nr_entries)
 		return GNTST_bad_gntref;
+	if (__atomic_load_n(&gt->st->dead, __ATOMIC_RELAXED))
+		return GNTST_bad_domain;
 	act = &gt->active[ref];
 	pinned = act->rd || act->wr;
-	if (pinned && (act->domid != ldomid || ((act->rd | act->wr) & PIN_OVERFLOW)))
+	/* The active entry is shared with dom0's processes: its frame is
+	 * checked again before anybody uses it. */
+	if (pinned && (act->domid != ldomid || ((act->rd | act->wr) & PIN_OVERFLOW) ||
+		       act->frame >= gt->mem_pages))
 		return GNTST_general_error;
 	if (!pinned || (!readonly && !act->wr)) {
 		rc = set_status(gt, ref, ldomid, readonly, mapflag, pinned);
@@ -141,30 +278,63 @@ int16_t hvd_gt_pin(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool read
 			act->domid = ldomid;
 		}
 	}
-	if (readonly)
-		act->rd++;
-	else
-		act->wr++;
-	gt->pins++;
+	count_pin(gt, act, readonly, 1);
 	*frame = act->frame;
 	return GNTST_okay;
 }
 
-void hvd_gt_unpin(struct hvd_gt *gt, grant_ref_t ref, bool readonly)
+static void unpin_locked(struct hvd_gt *gt, grant_ref_t ref, bool readonly)
 {
 	struct hvd_gt_active *act = &gt->active[ref];
+	/* Counts read once into registers: reading both bytes back as one
+	 * word right after storing one of them cannot be forwarded from the
+	 * store buffer and waits for the copy's 4 KiB of stores to drain. */
+	uint8_t rd = act->rd, wr = act->wr;
 	uint16_t bits = 0;
 
+	if (!(readonly ? rd : wr))
+		return; /* recounted meanwhile (a holder died): nothing to drop */
 	if (readonly)
-		act->rd--;
+		act->rd = --rd;
 	else
-		act->wr--;
-	gt->pins--;
-	if (!readonly && !act->wr)
+		act->wr = --wr;
+	gt->st->pins--;
+	if (!readonly && !wr)
 		bits |= GTF_writing;
-	if (!act->rd && !act->wr)
+	if (!rd && !wr)
 		bits |= GTF_reading;
 	clear_flags(gt, ref, bits);
+}
+
+int16_t hvd_gt_pin(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly,
+		   bool mapflag, uint32_t *frame)
+{
+	int16_t rc;
+
+	if (!gt->autolock)
+		return pin_locked(gt, ref, ldomid, readonly, mapflag, frame);
+	if (hvd_gt_lock(gt, LOCK_MS) < 0)
+		return GNTST_general_error; /* a dom0 process sits on the lock */
+	rc = pin_locked(gt, ref, ldomid, readonly, mapflag, frame);
+	hvd_gt_unlock(gt);
+	return rc;
+}
+
+void hvd_gt_unpin(struct hvd_gt *gt, grant_ref_t ref, bool readonly)
+{
+	if (!gt->autolock) {
+		unpin_locked(gt, ref, readonly);
+		return;
+	}
+	if (hvd_gt_lock(gt, LOCK_MS) < 0) {
+		/* A stopped dom0 process holds the lock. The caller forgets
+		 * this mapping now; the pins are recounted from the mappings
+		 * left the next time the lock is taken. */
+		__atomic_store_n(&gt->st->rebuild, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	unpin_locked(gt, ref, readonly);
+	hvd_gt_unlock(gt);
 }
 
 /* ---- maptrack ------------------------------------------------------------ */
@@ -263,6 +433,15 @@ unsigned hvd_mt_revoke(struct hvd_maptrack *mt, const struct hvd_gt *gt)
 	return n;
 }
 
+void hvd_mt_repin(const struct hvd_maptrack *mt, struct hvd_gt *gt)
+{
+	for (uint32_t h = 0; h < mt->cap; h++) {
+		const struct hvd_map *m = &mt->e[h];
+		if (m->flags && m->gt == gt)
+			count_pin(gt, &gt->active[m->ref], m->flags & GNTMAP_readonly, 1);
+	}
+}
+
 bool hvd_mt_maps(const struct hvd_maptrack *mt, const struct hvd_gt *gt)
 {
 	for (uint32_t h = 0; h < mt->cap; h++)
@@ -324,25 +503,35 @@ void hvd_gt_unmap(struct hvd_maptrack *mt, struct gnttab_unmap_grant_ref *op)
 
 struct copy_side {
 	struct hvd_gt *gt;   /* the domain whose memory this side is in */
+	bool locked;         /* we took gt's lock (the daemon; a dom0 process holds it already) */
 	bool pinned;         /* a grant pin to release */
 	grant_ref_t ref;
 	uint32_t frame;
 };
 
+/* Find the side's domain; a grant side's lock is held from its pin to its
+ * unpin, so that a recount never meets a copy in flight. */
 static int16_t copy_lock(hvd_gt_lookup_fn lookup, void *ctx, const struct gnttab_copy_ptr *p,
-			 bool is_gref, struct copy_side *s)
+			 bool is_gref, struct copy_side *s, const struct copy_side *other)
 {
 	if (p->domid != DOMID_SELF && !is_gref)
 		return GNTST_permission_denied;
 	s->gt = lookup(ctx, p->domid);
-	return s->gt ? GNTST_okay : GNTST_bad_domain;
+	if (!s->gt)
+		return GNTST_bad_domain;
+	if (is_gref && s->gt->autolock && !(other && other->locked && other->gt == s->gt)) {
+		if (hvd_gt_lock(s->gt, LOCK_MS) < 0)
+			return GNTST_general_error; /* a dom0 process sits on the lock */
+		s->locked = true;
+	}
+	return GNTST_okay;
 }
 
 static int16_t copy_claim(const struct gnttab_copy_ptr *p, bool is_gref, bool readonly,
 			  domid_t ldomid, struct copy_side *s)
 {
 	if (is_gref) {
-		int16_t rc = hvd_gt_pin(s->gt, p->u.ref, ldomid, readonly, false, &s->frame);
+		int16_t rc = pin_locked(s->gt, p->u.ref, ldomid, readonly, false, &s->frame);
 		if (rc == GNTST_okay) {
 			s->pinned = true;
 			s->ref = p->u.ref;
@@ -358,33 +547,60 @@ static int16_t copy_claim(const struct gnttab_copy_ptr *p, bool is_gref, bool re
 static void copy_release(struct copy_side *s, bool readonly)
 {
 	if (s->pinned)
-		hvd_gt_unpin(s->gt, s->ref, readonly);
+		unpin_locked(s->gt, s->ref, readonly);
 	s->pinned = false;
+	if (s->locked)
+		hvd_gt_unlock(s->gt);
+	s->locked = false;
+}
+
+/* Find, lock and pin both sides of a segment and check its bounds. On
+ * failure nothing is left pinned or locked. */
+static int16_t copy_acquire(hvd_gt_lookup_fn lookup, void *ctx, struct hvd_gt *self,
+			    const struct gnttab_copy *op, struct copy_side *src,
+			    struct copy_side *dst)
+{
+	bool src_gref = op->flags & GNTCOPY_source_gref, dst_gref = op->flags & GNTCOPY_dest_gref;
+	int16_t rc;
+
+	*src = (struct copy_side){ 0 };
+	*dst = (struct copy_side){ 0 };
+	rc = copy_lock(lookup, ctx, &op->source, src_gref, src, NULL);
+	if (rc == GNTST_okay)
+		rc = copy_lock(lookup, ctx, &op->dest, dst_gref, dst, src);
+	if (rc == GNTST_okay)
+		rc = copy_claim(&op->source, src_gref, true, self->domid, src);
+	if (rc == GNTST_okay)
+		rc = copy_claim(&op->dest, dst_gref, false, self->domid, dst);
+	if (rc == GNTST_okay &&
+	    ((unsigned)op->source.offset + op->len > PV_PAGE_SIZE ||
+	     (unsigned)op->dest.offset + op->len > PV_PAGE_SIZE))
+		rc = GNTST_bad_copy_arg;
+	if (rc != GNTST_okay) {
+		copy_release(dst, false);
+		copy_release(src, true);
+	}
+	return rc;
+}
+
+static void copy_move(const struct gnttab_copy *op, const struct copy_side *src,
+		      const struct copy_side *dst)
+{
+	memmove(dst->gt->mem + ((size_t)dst->frame << PV_PAGE_SHIFT) + op->dest.offset,
+		src->gt->mem + ((size_t)src->frame << PV_PAGE_SHIFT) + op->source.offset,
+		op->len);
 }
 
 int16_t hvd_gt_copy(hvd_gt_lookup_fn lookup, void *ctx, struct hvd_gt *self,
 		    const struct gnttab_copy *op)
 {
-	bool src_gref = op->flags & GNTCOPY_source_gref, dst_gref = op->flags & GNTCOPY_dest_gref;
-	struct copy_side src = { 0 }, dst = { 0 };
-	int16_t rc;
+	struct copy_side src, dst;
+	int16_t rc = copy_acquire(lookup, ctx, self, op, &src, &dst);
 
-	rc = copy_lock(lookup, ctx, &op->source, src_gref, &src);
-	if (rc == GNTST_okay)
-		rc = copy_lock(lookup, ctx, &op->dest, dst_gref, &dst);
-	if (rc == GNTST_okay)
-		rc = copy_claim(&op->source, src_gref, true, self->domid, &src);
-	if (rc == GNTST_okay)
-		rc = copy_claim(&op->dest, dst_gref, false, self->domid, &dst);
-	if (rc == GNTST_okay &&
-	    ((unsigned)op->source.offset + op->len > PV_PAGE_SIZE ||
-	     (unsigned)op->dest.offset + op->len > PV_PAGE_SIZE))
-		rc = GNTST_bad_copy_arg;
-	if (rc == GNTST_okay)
-		memmove(dst.gt->mem + ((size_t)dst.frame << PV_PAGE_SHIFT) + op->dest.offset,
-			src.gt->mem + ((size_t)src.frame << PV_PAGE_SHIFT) + op->source.offset,
-			op->len);
-	copy_release(&src, true);
-	copy_release(&dst, false);
+	if (rc == GNTST_okay) {
+		copy_move(op, &src, &dst);
+		copy_release(&dst, false);
+		copy_release(&src, true);
+	}
 	return rc;
 }

@@ -11,9 +11,10 @@
  * "unstable entry") and cleared with an atomic and.
  * Mapping handles live in a maptrack (one per connection) whose entries count
  * against the mapping domain's limit.
- * No sockets, no syscalls: memory in, GNTST_* out.
- * Thread: the daemon's loop thread only; the granter writes the shared entries
- * concurrently from its own process, hence the atomics on shared memory.
+ * No sockets and no syscalls but the lock's futex: memory in, GNTST_* out.
+ * Thread: the daemon's loop thread, and dom0 processes copying in-process
+ * (hvd_gt_attach) under the state's lock; the granter writes the shared
+ * entries concurrently from its own process, hence the atomics on them.
  * Errors: GNTST_* per operation; init functions return 0 or -errno.
  * Ownership: a hvd_gt owns its active array, not the shared entries nor the
  * memory it points at (the caller maps and unmaps those).
@@ -21,12 +22,15 @@
 #ifndef PVNET_HYPERVISOR_GNTTAB_CORE_H
 #define PVNET_HYPERVISOR_GNTTAB_CORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/xen.h"
 
-/* Pin counts are 8 bits in Xen; a new pin is refused once one reaches 0x80. */
+/* Pin counts are 8 bits in Xen; a new pin is refused once one reaches 0x80.
+ * They change only under the state's lock (below). */
 struct hvd_gt_active {
 	uint32_t frame;   /* cached at the first pin */
 	domid_t domid;    /* the domain that holds the pins */
@@ -34,21 +38,66 @@ struct hvd_gt_active {
 	uint8_t wr;       /* writable pins */
 };
 
+/* The part of a granting domain's grant state that dom0's processes share
+ * with the hypervisor (docs/hypervisor.md, "Grant copy in dom0"): a robust,
+ * process-shared lock, then the active entries (at HVD_GT_STATE_HDR).
+ * Pins change only under the lock; a dom0 process that copies in-process
+ * pins, copies and unpins within one hold, so whenever the lock is free the
+ * pins are the hypervisor's mappings and nothing else. A holder that dies
+ * leaves `rebuild` set (robust mutex: EOWNERDEAD) and the hypervisor recounts
+ * the pins from its maptracks before anything else pins. */
+#define HVD_GT_STATE_MAGIC 0x54534750u  /* "PGST" */
+#define HVD_GT_STATE_HDR   4096u
+struct hvd_gt_state {
+	pthread_mutex_t lock;
+	uint32_t magic;
+	uint32_t nr_entries;
+	uint32_t dead;        /* the granter is gone (destroyed or moved): pin nothing */
+	uint32_t rebuild;     /* a holder died: pins to be recounted by the hypervisor */
+	uint32_t pins;        /* sum of all pin counts */
+};
+_Static_assert(sizeof(struct hvd_gt_state) <= HVD_GT_STATE_HDR, "state header fits");
+
+/* Bytes of a state for `nr_entries` entries (header + active array). */
+size_t hvd_gt_state_size(uint32_t nr_entries);
+
 /* A granting domain as the grant operations see it. */
 struct hvd_gt {
 	grant_entry_v1_t *shared;      /* nr_entries entries, shared with the granter */
-	struct hvd_gt_active *active;  /* nr_entries entries */
+	struct hvd_gt_active *active;  /* nr_entries entries, in *st */
+	struct hvd_gt_state *st;
 	uint32_t nr_entries;
 	domid_t domid;
+	bool own_state;                /* st was allocated by hvd_gt_init */
+	bool autolock;                 /* pin/unpin take the lock themselves (the daemon) */
 	uint8_t *mem;                  /* the granter's I/O memory (NULL: none yet) */
 	uint32_t mem_pages;
-	uint32_t pins;                 /* sum of all pin counts (invariant checks) */
+	/* Called under the lock when the pins must be recounted (a holder died). */
+	void (*recount)(void *ctx, struct hvd_gt *gt);
+	void *recount_ctx;
 };
 
-int hvd_gt_init(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries, domid_t domid);
+/* The hypervisor's view: `state` is hvd_gt_state_size() bytes of zeroed shared
+ * memory, initialised here (NULL: private memory, owned). 0 or -errno. */
+int hvd_gt_init(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries, domid_t domid,
+		void *state);
+/* A dom0 process's view of a state the hypervisor initialised: -EPROTO if
+ * it does not describe `nr_entries` entries. The caller locks around pins. */
+int hvd_gt_attach(struct hvd_gt *gt, grant_entry_v1_t *shared, uint32_t nr_entries,
+		  domid_t domid, void *state, uint8_t *mem, uint32_t mem_pages);
 void hvd_gt_fini(struct hvd_gt *gt);
 /* Entries with type GTF_permit_access (for domain info). */
 uint32_t hvd_gt_in_use(const struct hvd_gt *gt);
+
+/* Take the state's lock within `timeout_ms`: 0; 1 if the previous holder
+ * died (st->rebuild is then set and the lock consistent again); -ETIMEDOUT;
+ * -ENOTRECOVERABLE. With autolock, a recount runs before returning. */
+int hvd_gt_lock(struct hvd_gt *gt, int timeout_ms);
+void hvd_gt_unlock(struct hvd_gt *gt);
+/* Recount: zero every pin, let the caller add its mappings back
+ * (hvd_mt_repin), then fix the shared flags and clear st->rebuild. Under the lock. */
+void hvd_gt_recount_begin(struct hvd_gt *gt);
+void hvd_gt_recount_end(struct hvd_gt *gt);
 
 /* Pin `ref` for `ldomid` (a map when `mapflag`, else a copy): GNTST_okay and
  * *frame, or the GNTST_* code; on failure nothing is left pinned. */
@@ -86,6 +135,8 @@ void hvd_mt_fini(struct hvd_maptrack *mt);
 /* Drop every live mapping of `gt`'s grants: their handles stay allocated
  * (unmap then succeeds) but no longer pin anything. Returns how many. */
 unsigned hvd_mt_revoke(struct hvd_maptrack *mt, const struct hvd_gt *gt);
+/* Add the pins of this table's live mappings of `gt` back (a recount). */
+void hvd_mt_repin(const struct hvd_maptrack *mt, struct hvd_gt *gt);
 /* Whether the maptrack holds a live mapping of `gt`'s grants. */
 bool hvd_mt_maps(const struct hvd_maptrack *mt, const struct hvd_gt *gt);
 

@@ -65,6 +65,7 @@ struct hvd_domain {
 	uint32_t maptrack_cap;     /* entries allocated in its connections' tables */
 	int memfd;                 /* -1: none (incoming, moved) */
 	int gtfd;                  /* -1: no grant table (moved) */
+	int statefd;               /* gt.st's memfd, shared with dom0 (GT_ATTACH) */
 	struct hvd_gt gt;          /* gt.mem/gt.mem_pages describe the memory */
 	struct hvd_evtchn ec;
 	int listen_fd;             /* per-domain socket; -1 for dom0 / no rundir */
@@ -86,6 +87,7 @@ struct hvd_conn {
 	uint32_t want;             /* HVP_WANT_* */
 	struct hvd_maptrack mt;
 	struct hvd_domain **views; /* domains whose memfd this connection got */
+	bool attached;             /* got a grant state (GT_ATTACH): may hold its lock */
 	unsigned nviews, cap_views;
 	struct hvp_notice *nq;     /* queued notices, oldest first */
 	unsigned nq_len, nq_cap;
@@ -153,6 +155,9 @@ void hvd_domain_destroy(struct hvd *h, struct hvd_domain *d);
 /* End the incarnation: revoke its grants' mappings, drop its own mappings,
  * close its ports, free its grant table and memory. */
 void hvd_domain_end(struct hvd *h, struct hvd_domain *d);
+/* Take over the grant locks a dead dom0 process left held (its pins are
+ * recounted); called when a connection that attached a grant state goes. */
+void hvd_domain_check_locks(struct hvd *h);
 void hvd_domain_set_state(struct hvd *h, struct hvd_domain *d, enum pv_domain_state st);
 /* Adopt `memfd` (sealed memfd of >= pages pages) as d's memory: 0 or -errno. */
 int hvd_domain_set_memory(struct hvd_domain *d, int memfd, uint32_t pages);

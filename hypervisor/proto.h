@@ -62,6 +62,7 @@ enum hvp_op {
 	HVP_DOM_IMPORT,       /* arg0 domid, arg1 pages + memfd */
 	HVP_DOM_MOVED,        /* arg0 domid + hvp_resume */
 	HVP_DOM_SOCKET,       /* arg0 domid -> count bytes of path */
+	HVP_GT_ATTACH,        /* arg0 domid -> hvp_attach + 3 memfds (grant table, state, memory) */
 	HVP_OP_COUNT
 };
 
@@ -99,6 +100,15 @@ struct hvp_notice {
 struct hvp_view {
 	uint32_t domid;
 	uint32_t incarnation;
+	uint32_t mem_pages;
+};
+
+/* GT_ATTACH (dom0 only): a granting domain's grant table, grant state
+ * (gnttab_core.h: struct hvd_gt_state) and memory, for copies in-process. */
+struct hvp_attach {
+	uint32_t domid;
+	uint32_t incarnation;
+	uint32_t nr_entries;
 	uint32_t mem_pages;
 };
 

@@ -43,7 +43,7 @@ static int gt_setup(void **state)
 	for (int i = 0; i < 3; i++) {
 		doms[i] = calloc(1, sizeof(*doms[i]));
 		assert_non_null(doms[i]);
-		assert_int_equal(hvd_gt_init(&doms[i]->gt, doms[i]->shared, NR_ENT, (domid_t)(i + 1)), 0);
+		assert_int_equal(hvd_gt_init(&doms[i]->gt, doms[i]->shared, NR_ENT, (domid_t)(i + 1), NULL), 0);
 		doms[i]->gt.mem = doms[i]->mem;
 		doms[i]->gt.mem_pages = MEM_PAGES;
 		hvd_mt_init(&doms[i]->mt, &doms[i]->held, 16);
@@ -58,7 +58,7 @@ static int gt_teardown(void **state)
 		assert_int_equal(doms[i]->held, 0);
 	}
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(doms[i]->gt.pins, 0);
+		assert_int_equal(doms[i]->gt.st->pins, 0);
 		hvd_gt_fini(&doms[i]->gt);
 		free(doms[i]);
 	}
@@ -166,7 +166,7 @@ static void test_map_errors(void **state)
 	assert_int_equal(g->shared[13].flags, GTF_permit_access);
 	assert_int_equal(do_map(b, 2, 1, 14, false, NULL), GNTST_general_error);
 	assert_int_equal(b->held, 0);
-	assert_int_equal(g->gt.pins, 0);
+	assert_int_equal(g->gt.st->pins, 0);
 
 	/* Handles: invalid, and unmapping twice. */
 	assert_int_equal(do_unmap(b, 0), GNTST_bad_handle);
@@ -297,12 +297,48 @@ static void test_revoke(void **state)
 	assert_false(hvd_mt_maps(&b->mt, &g->gt));
 	/* The granter's table goes away with its domain; forget its pins here. */
 	memset(g->gt.active, 0, NR_ENT * sizeof(*g->gt.active));
-	g->gt.pins = 0;
+	g->gt.st->pins = 0;
 	assert_int_equal(b->held, 2);
 	assert_int_equal(do_unmap(b, h1), GNTST_okay);
 	assert_int_equal(do_unmap(b, h1), GNTST_bad_handle);
 	assert_int_equal(do_unmap(b, h2), GNTST_okay);
 	assert_int_equal(b->held, 0);
+}
+
+/* The active entries are shared with dom0's processes: a corrupt frame is
+ * refused, and a recount rebuilds the pins from the mappings alone. */
+static void test_shared_state(void **state)
+{
+	struct dom *g = doms[0], *b = doms[1];
+	uint32_t h1, h2;
+
+	grant(g, 10, 2, 5, false);
+	grant(g, 11, 2, 6, false);
+	assert_int_equal(do_map(b, 2, 1, 10, true, &h1), GNTST_okay);
+	g->gt.active[10].frame = MEM_PAGES + 7;
+	assert_int_equal(do_map(b, 2, 1, 10, true, NULL), GNTST_general_error);
+	g->gt.active[10].frame = 5;
+	/* A dead copier's pin on 11 and a lost count on 10. */
+	g->gt.active[11].rd = 1;
+	g->gt.active[11].frame = 6;
+	g->gt.active[11].domid = 2;
+	__atomic_fetch_or(&g->shared[11].flags, GTF_reading, __ATOMIC_SEQ_CST);
+	g->gt.active[10].rd = 3;
+	g->gt.st->pins = 4;
+	hvd_gt_recount_begin(&g->gt);
+	hvd_mt_repin(&b->mt, &g->gt);
+	hvd_gt_recount_end(&g->gt);
+	assert_int_equal(g->gt.active[10].rd, 1);
+	assert_int_equal(g->gt.active[11].rd, 0);
+	assert_int_equal(g->gt.st->pins, 1);
+	assert_int_equal(g->shared[10].flags, GTF_permit_access | GTF_reading);
+	assert_int_equal(g->shared[11].flags, GTF_permit_access);
+	/* A dead granter: nothing more is pinned. */
+	g->gt.st->dead = 1;
+	assert_int_equal(do_map(b, 2, 1, 11, true, &h2), GNTST_bad_domain);
+	g->gt.st->dead = 0;
+	assert_int_equal(do_unmap(b, h1), GNTST_okay);
+	assert_int_equal(g->shared[10].flags, GTF_permit_access);
 }
 
 static struct gnttab_copy copy_op(uint16_t flags, uint32_t sref, domid_t sdom, uint16_t soff,
@@ -544,6 +580,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_maptrack_capacity_charged, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_revoke, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_copy, gt_setup, gt_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_state, gt_setup, gt_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_bind_close, ec_setup, ec_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_ports, ec_setup, ec_teardown),
 		cmocka_unit_test(test_domid_allocation),

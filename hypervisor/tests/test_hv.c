@@ -366,6 +366,255 @@ static void test_grants(void **state)
 	pv_hv_close(hv);
 }
 
+/* ---- grant copy in dom0 (in-process, under the granter's grant lock) -------------- */
+
+struct local_kit {
+	struct pv_hv *hv;
+	uint32_t da, db;
+	char sock[256];
+	struct guest a;
+	struct pv_gnttab *gt;
+	uint8_t *own;
+	size_t own_pages;
+};
+
+static void local_open(struct local_kit *k)
+{
+	assert_non_null(k->hv = pv_hv_open(H1.sock));
+	k->da = new_domain(k->hv, "a", k->sock, sizeof(k->sock));
+	k->db = new_domain(k->hv, "b", NULL, 0);
+	guest_open(&k->a, k->sock);
+	assert_non_null(k->gt = pv_gnttab_open(H1.sock));
+	assert_non_null(k->own = pv_hv_map_own_memory(k->hv, NULL, &k->own_pages));
+	assert_int_equal(pv_gnttab_set_own_memory(k->gt, k->own, k->own_pages), 0);
+}
+
+static void local_close(struct local_kit *k)
+{
+	pv_gnttab_close(k->gt);
+	munmap(k->own, k->own_pages * PV_PAGE_SIZE);
+	guest_close(&k->a);
+	pv_hv_close(k->hv);
+}
+
+static void test_local_copy(void **state)
+{
+	struct local_kit k = { 0 };
+	struct pv_gnttab_copy_seg s, b[3];
+	grant_ref_t rw, ro, ended, other;
+	uint8_t *rw_page;
+	uint32_t h, junk;
+	uint64_t n = 0;
+
+	local_open(&k);
+	rw = share_text(&k.a, 0, true, "to dom0", &rw_page);
+	ro = share_text(&k.a, 0, false, "read only", NULL);
+	ended = share_text(&k.a, 0, true, "ended", NULL);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, ended), 0);
+	other = share_text(&k.a, (domid_t)k.db, true, "for b", NULL);
+
+	/* Both directions, data and flags as through the hypervisor. */
+	s = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 8);
+	assert_int_equal(copy1(k.gt, &s), GNTST_okay);
+	assert_string_equal((char *)k.own, "to dom0");
+	strcpy((char *)k.own, "from dom0");
+	s = seg_to_grant(k.own, (uint16_t)k.da, rw, 100, 10);
+	assert_int_equal(copy1(k.gt, &s), GNTST_okay);
+	assert_string_equal((char *)rw_page + 100, "from dom0");
+	assert_int_equal(pv_gnttab_query_flags(k.a.gs, rw), GTF_permit_access);
+	n = 2;
+	assert_int_equal(pv_gnttab_local_copies(k.gt), n);
+
+	/* Every refusal with Xen's code, still in-process. */
+	struct { struct pv_gnttab_copy_seg s; int16_t want; } cases[] = {
+		{ seg_to_grant(k.own, (uint16_t)k.da, ro, 0, 4), GNTST_general_error },
+		{ seg_from_grant((uint16_t)k.da, ro, 0, k.own, 4), GNTST_okay },
+		{ seg_from_grant((uint16_t)k.da, ended, 0, k.own, 4), GNTST_general_error },
+		{ seg_from_grant((uint16_t)k.da, other, 0, k.own, 4), GNTST_general_error },
+		{ seg_from_grant((uint16_t)k.da, 300, 0, k.own, 4), GNTST_general_error },
+		{ seg_from_grant((uint16_t)k.da, 64 * 512, 0, k.own, 4), GNTST_bad_gntref },
+		{ seg_from_grant((uint16_t)k.da, rw, 4000, k.own, 200), GNTST_bad_copy_arg },
+		{ seg_to_grant(k.own, (uint16_t)k.da, rw, 0, 4097), GNTST_bad_copy_arg },
+		{ seg_from_grant((uint16_t)k.da, rw, 0, &junk, 4), GNTST_bad_page },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(copy1(k.gt, &cases[i].s), cases[i].want);
+		assert_int_equal(pv_gnttab_local_copies(k.gt), ++n);
+	}
+	for (grant_ref_t r = 8; r < 16; r++)  /* no pin left behind by the failures */
+		assert_int_equal(pv_gnttab_query_flags(k.a.gs, r) & (GTF_reading | GTF_writing), 0);
+
+	/* A batch with a failure in the middle: one status each. */
+	b[0] = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 4);
+	b[1] = seg_from_grant((uint16_t)k.da, ended, 0, k.own, 4);
+	b[2] = seg_from_grant((uint16_t)k.da, ro, 0, k.own + 8, 4);
+	assert_int_equal(pv_gnttab_grant_copy(k.gt, 3, b), 0);
+	assert_int_equal(b[0].status, GNTST_okay);
+	assert_int_equal(b[1].status, GNTST_general_error);
+	assert_int_equal(b[2].status, GNTST_okay);
+	n += 3;
+	assert_int_equal(pv_gnttab_local_copies(k.gt), n);
+
+	/* Not for in-process: an unknown domain, two granters in one chunk. */
+	s = seg_from_grant(999, rw, 0, k.own, 4);
+	assert_int_equal(copy1(k.gt, &s), GNTST_bad_domain);
+	b[0] = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 4);
+	b[1] = seg_from_grant((uint16_t)k.db, 8, 0, k.own, 4);
+	assert_int_equal(pv_gnttab_grant_copy(k.gt, 2, b), 0);
+	assert_int_equal(b[0].status, GNTST_okay);
+	assert_int_equal(b[1].status, GNTST_general_error);
+	assert_int_equal(pv_gnttab_local_copies(k.gt), n);
+
+	/* The pins are shared with the hypervisor's: a mapping's pin
+	 * survives a copy's, and a copy's pin stops the granter's end. */
+	assert_int_equal(map1(k.gt, k.da, rw, false, &h, NULL), GNTST_okay);
+	s = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 4);
+	assert_int_equal(copy1(k.gt, &s), GNTST_okay);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, rw), -EBUSY);
+	assert_int_equal(unmap1(k.gt, h), GNTST_okay);
+	assert_int_equal(pv_gnttab_test_lock(k.gt, k.da, ro), 0);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, ro), -EBUSY);
+	pv_gnttab_test_unlock(k.gt, k.da, ro);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, ro), 0);
+
+	/* The granter destroyed: the copy says bad_domain, nothing faults. */
+	assert_int_equal(pv_hv_domain_destroy(k.hv, k.da), 0);
+	s = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 4);
+	assert_int_equal(copy1(k.gt, &s), GNTST_bad_domain);
+	local_close(&k);
+}
+
+/* A domU is never handed another domain's grant state. */
+static int local_domu(void *arg)
+{
+	const char *sock = arg;
+	struct pv_gnttab *gt = pv_gnttab_open(sock);
+
+	CHECK(gt);
+	CHECK_EQ(pv_gnttab_test_lock(gt, 1, UINT32_MAX), -ENOENT);
+	pv_gnttab_close(gt);
+	return 0;
+}
+
+struct holder_ctx {
+	uint32_t da;
+	grant_ref_t ref;
+	int sv[2];
+};
+
+/* dom0 process that takes the grant lock with a read pin and dies holding it. */
+static int holder_dies(void *arg)
+{
+	struct holder_ctx *x = arg;
+	struct pv_gnttab *gt = pv_gnttab_open(H1.sock);
+
+	CHECK(gt);
+	CHECK_EQ(pv_gnttab_test_lock(gt, x->da, x->ref), 0);
+	hvt_put(x->sv[1], 1);
+	CHECK_EQ(hvt_get(x->sv[1]), 2);
+	_exit(0);
+}
+
+static bool end_ok(void *arg)
+{
+	struct local_kit *k = arg;
+	grant_ref_t ref = (grant_ref_t)(uintptr_t)k->own[4095];
+	return pv_gnttab_end_foreign_access_ref(k->a.gs, ref) == 0;
+}
+
+static void test_local_holder_dies(void **state)
+{
+	struct local_kit k = { 0 };
+	struct holder_ctx x;
+	struct pv_gnttab_copy_seg s;
+	grant_ref_t r, q;
+	uint32_t h;
+	pid_t p;
+
+	local_open(&k);
+	p = hvt_fork(local_domu, k.sock);
+	assert_int_equal(hvt_wait(p), 0);
+	r = share_text(&k.a, 0, true, "pinned by the dead", NULL);
+	q = share_text(&k.a, 0, true, "mapped by the living", NULL);
+	assert_int_equal(map1(k.gt, k.da, q, false, &h, NULL), GNTST_okay);
+	x.da = k.da;
+	x.ref = r;
+	hvt_pipe(x.sv);
+	p = hvt_fork(holder_dies, &x);
+	assert_int_equal(hvt_get(x.sv[0]), 1);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, r), -EBUSY);
+	hvt_put(x.sv[0], 2);
+	assert_int_equal(hvt_wait(p), 0);
+	/* The hypervisor takes the lock over when the dead process's
+	 * connection goes and recounts the pins from its mappings: the dead
+	 * one's pin is gone, the living mapping's stays. */
+	k.own[4095] = (uint8_t)r;
+	assert_true(r < 256 && wait_until(end_ok, &k));
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, q), -EBUSY);
+	/* In-process copies go on. */
+	s = seg_from_grant((uint16_t)k.da, q, 0, k.own, 4);
+	assert_int_equal(copy1(k.gt, &s), GNTST_okay);
+	assert_int_equal(pv_gnttab_local_copies(k.gt), 1);
+	assert_int_equal(unmap1(k.gt, h), GNTST_okay);
+	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, q), 0);
+	local_close(&k);
+}
+
+/* dom0 process that takes the grant lock and stops. */
+static int holder_stops(void *arg)
+{
+	struct holder_ctx *x = arg;
+	struct pv_gnttab *gt = pv_gnttab_open(H1.sock);
+
+	CHECK(gt);
+	CHECK_EQ(pv_gnttab_test_lock(gt, x->da, UINT32_MAX), 0);
+	hvt_put(x->sv[1], 1);
+	raise(SIGSTOP);
+	pv_gnttab_test_unlock(gt, x->da, UINT32_MAX);
+	pv_gnttab_close(gt);
+	return 0;
+}
+
+static void test_local_holder_stopped(void **state)
+{
+	struct local_kit k = { 0 };
+	struct holder_ctx x;
+	struct pv_domain_info info;
+	grant_ref_t r, q;
+	uint64_t t0, dt;
+	uint32_t h, hq;
+	int st;
+	pid_t p;
+
+	local_open(&k);
+	r = share_text(&k.a, 0, true, "locked", NULL);
+	q = share_text(&k.a, 0, true, "mapped", NULL);
+	assert_int_equal(map1(k.gt, k.da, q, false, &hq, NULL), GNTST_okay);
+	x.da = k.da;
+	hvt_pipe(x.sv);
+	p = hvt_fork(holder_stops, &x);
+	assert_int_equal(hvt_get(x.sv[0]), 1);
+	assert_int_equal(waitpid(p, &st, WUNTRACED), p);
+	assert_true(WIFSTOPPED(st));
+	/* The hypervisor waits a bounded time for the lock, then refuses
+	 * the map; it never hangs, and serves everybody else. */
+	t0 = pv_now_ns();
+	assert_int_equal(map1(k.gt, k.da, r, false, NULL, NULL), GNTST_general_error);
+	dt = pv_now_ns() - t0;
+	assert_true(dt >= 900000000ull && dt < 5000000000ull);
+	assert_int_equal(pv_hv_domain_info(k.hv, k.db, &info), 0);
+	/* An unmap meanwhile is not refused: the handle goes, and the pins
+	 * are recounted from the mappings left once the lock is free. */
+	assert_int_equal(unmap1(k.gt, hq), GNTST_okay);
+	kill(p, SIGCONT);
+	assert_int_equal(hvt_wait(p), 0);
+	assert_int_equal(map1(k.gt, k.da, r, false, &h, NULL), GNTST_okay);
+	assert_int_equal(unmap1(k.gt, h), GNTST_okay);
+	assert_int_equal(pv_gnttab_query_flags(k.a.gs, r), GTF_permit_access);
+	assert_int_equal(pv_gnttab_query_flags(k.a.gs, q), GTF_permit_access);
+	local_close(&k);
+}
+
 /* ---- event channels between processes -------------------------------------------- */
 
 struct ec_ctx {
@@ -1419,6 +1668,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_domains, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_grants, setup1, teardown1),
+		cmocka_unit_test_setup_teardown(test_local_copy, setup1, teardown1),
+		cmocka_unit_test_setup_teardown(test_local_holder_dies, setup1, teardown1),
+		cmocka_unit_test_setup_teardown(test_local_holder_stopped, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_evtchn, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_suspend_cancelled, setup1, teardown1),
 		cmocka_unit_test_setup_teardown(test_suspend_move, setup2, teardown2),
