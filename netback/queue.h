@@ -52,7 +52,7 @@ struct nb_qstats {
 	_Atomic uint64_t sw_csum;           /* to_guest checksums completed in software */
 	_Atomic uint64_t spurious_events;   /* events without work (storm accounting) */
 	_Atomic uint64_t map_batches;       /* grant map round trips */
-	_Atomic uint64_t copy_batches;      /* grant copy round trips (small tx packets) */
+	_Atomic uint64_t copy_batches;      /* grant copy batches (small tx packets; in-process for dom0) */
 	_Atomic uint64_t unmap_batches;     /* grant unmap round trips (both directions) */
 	_Atomic uint64_t rx_stalls;         /* "Guest Rx stalled" episodes */
 	_Atomic uint64_t credit_waits;      /* tx stopped for `rate` credit */
