@@ -401,6 +401,10 @@ void hvd_mt_fini(struct hvd_maptrack *mt)
 			continue;
 		if (m->gt)
 			hvd_gt_unpin(m->gt, m->ref, m->flags & GNTMAP_readonly);
+		/* Cleared once unpinned: a recount meeting this table half
+		 * torn down (at a later unpin's lock) must not count it. */
+		m->gt = NULL;
+		m->flags = 0;
 		mt->used--;
 		(*mt->held)--;
 	}
