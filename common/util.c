@@ -114,25 +114,26 @@ int pv_set_cloexec(int fd)
 	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0 ? -errno : 0;
 }
 
-#define PV_MAX_FDS 16
+#define PV_MAX_FDS 16       /* received per message */
+#define PV_SEND_MAX_FDS 253 /* sent per message: the kernel's SCM_MAX_FD */
 
 ssize_t pv_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * PV_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * PV_SEND_MAX_FDS)];
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (nfds > PV_MAX_FDS)
+	if (nfds > PV_SEND_MAX_FDS)
 		return -EINVAL;
 	if (nfds) {
 		struct cmsghdr *c;
-		memset(&cm, 0, sizeof(cm));
 		msg.msg_control = cm.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		memset(cm.buf, 0, msg.msg_controllen);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;

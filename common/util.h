@@ -49,7 +49,8 @@ bool pv_fd_covers(int fd, uint64_t bytes);
  * (-EMFILE when one was shed). Loop thread only (the reserve is global). */
 int pv_accept(int lfd, int flags);
 
-/* Send `len` bytes plus up to 16 fds over a UNIX socket in one sendmsg. */
+/* Send `len` bytes plus up to 253 fds (SCM_MAX_FD) over a UNIX socket in one
+ * sendmsg; -EINVAL beyond. (Receivers take at most 16, below.) */
 ssize_t pv_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds);
 /* Receive one message (up to `len` bytes) and up to `*nfds` fds (in/out).
  * Extra fds beyond the caller's room are closed. Received fds are O_CLOEXEC.

@@ -126,33 +126,11 @@ static int lr_end(void)
 	return 0;
 }
 
-/* One message: `len` bytes and `nfds` fds (any number, unlike pv_send_fds). */
+/* One message: `len` bytes and `nfds` fds (more than the client takes). */
 static void lr_send(const void *buf, size_t len, const int *fds, unsigned nfds)
 {
-	union {
-		char b[CMSG_SPACE(sizeof(int) * LR_MAX_FDS)];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
 	CHECK(nfds <= LR_MAX_FDS);
-	if (nfds) {
-		struct cmsghdr *c;
-		memset(&cm, 0, sizeof(cm));
-		msg.msg_control = cm.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	do
-		n = sendmsg(lr_conn, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	CHECK(n == (ssize_t)len);
+	CHECK(pv_send_fds(lr_conn, buf, len, fds, nfds) == (ssize_t)len);
 }
 
 /* The honest header of the reply to `q` (what dispatch.c would send). */
