@@ -46,6 +46,7 @@
 
 #include "common/util.h"
 #include "netif/link.h"
+#include "netif/tests/netns_test.h"
 #include "netback/tests/tfront.h"
 
 static int pass, fail;
@@ -357,17 +358,9 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
-		printf("SKIP: needs root and /dev/net/tun\n");
-		return 77;
-	}
-	/* A private network namespace: the bridge, the host port and the vif
-	 * exist only there and vanish with the process. */
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("SKIP: cannot create a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	nif_link_set_up(nif_link_index("lo"), true);
+	/* The bridge, the host port and the vif exist only in our namespace. */
+	if ((r = nif_test_enter_netns()) != 0)
+		return r;
 	atexit(cleanup);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -22,6 +22,7 @@
 
 #include "common/util.h"
 #include "netif/link.h"
+#include "netif/tests/netns_test.h"
 #include "netback/tests/tfront.h"
 
 static int pass, fail;
@@ -1266,16 +1267,11 @@ static const struct tcase cases[] = {
 
 int main(int argc, char **argv)
 {
+	int skip = nif_test_enter_netns();
+
+	if (skip != 0)
+		return skip;
 	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
-	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
-		printf("SKIP: needs root and /dev/net/tun\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("SKIP: cannot create a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	nif_link_set_up(nif_link_index("lo"), true);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < PV_ARRAY_SIZE(cases); i++) {
 		struct tf_env_opts o = { .netback_args = cases[i].nb_args, .host_tun_flags = cases[i].host_flags };

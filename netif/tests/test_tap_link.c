@@ -17,6 +17,7 @@
 #include <linux/virtio_net.h>
 
 #include "netif/link.h"
+#include "netif/tests/netns_test.h"
 #include "netif/offload.h"
 #include "netif/tap.h"
 
@@ -73,15 +74,8 @@ int main(void)
 	uint8_t buf[65536], mac[6];
 	int r, n, br;
 
-	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
-		printf("SKIP: needs root and /dev/net/tun\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("SKIP: cannot create a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	nif_link_set_up(nif_link_index("lo"), true);
+	if ((r = nif_test_enter_netns()) != 0)
+		return r;
 
 	r = nif_tap_create(&tap, "pvtap0", 4);
 	CHECK(r == 0, "create a 4-queue TAP (%s)", strerror(-r));
