@@ -165,21 +165,10 @@ static bool carrier_is(struct tf_vif *v, bool on)
 	return false;
 }
 
+/* A missing counter reads as 0. */
 static unsigned long long stat_value(struct tf_env *e, struct tf_vif *v, const char *dir, const char *key)
 {
-	char cmd[64], name[32], *s, *p, pat[64];
-	unsigned long long val = 0;
-
-	vif_name(v, name, sizeof(name));
-	snprintf(cmd, sizeof(cmd), "stats %s", name);
-	s = tf_ctl(e, cmd);
-	if (s && (p = strstr(s, dir))) {
-		snprintf(pat, sizeof(pat), "\"%s\":", key);
-		if ((p = strstr(p, pat)))
-			val = strtoull(p + strlen(pat), NULL, 10);
-	}
-	free(s);
-	return val;
+	return tf_vif_stat(e, v, dir, key, 0);
 }
 
 /* Vif A misbehaved: disabled with `reason` logged, B still fine. */

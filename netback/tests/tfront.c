@@ -235,6 +235,23 @@ fail:
 	return NULL;
 }
 
+unsigned long long tf_vif_stat(struct tf_env *e, const struct tf_vif *v, const char *dir,
+			       const char *key, unsigned long long missing)
+{
+	char cmd[64], *s, *p, pat[64];
+	unsigned long long val = missing;
+
+	snprintf(cmd, sizeof(cmd), "stats vif%u.%u", v->d->domid, v->devid);
+	s = tf_ctl(e, cmd);
+	if (s && (p = strstr(s, dir))) {
+		snprintf(pat, sizeof(pat), "\"%s\":", key);
+		if ((p = strstr(p, pat)))
+			val = strtoull(p + strlen(pat), NULL, 10);
+	}
+	free(s);
+	return val;
+}
+
 bool tf_log_wait(struct tf_env *e, const char *needle, int timeout_ms)
 {
 	for (int t = 0; t <= timeout_ms; t += 20) {

@@ -132,6 +132,10 @@ struct tf_vif {
 int tf_vif_add(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v);
 int tf_vif_add_bridge(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v,
 		      const char *bridge);
+/* One counter of the vif's `stats` answer (netback's control socket):
+ * `key` in the object `dir` ("vif", "from_guest", ...), or `missing`. */
+unsigned long long tf_vif_stat(struct tf_env *e, const struct tf_vif *v, const char *dir,
+			       const char *key, unsigned long long missing);
 /* Backend state (-1 if unreadable) and waiting for one. */
 int tf_be_state(struct tf_vif *v);
 bool tf_wait_be_state(struct tf_vif *v, int state, int timeout_ms);
