@@ -36,6 +36,7 @@
 #include "common/util.h"
 #include "hypervisor/evtchn.h"
 #include "hypervisor/gnttab.h"
+#include "hypervisor/gnttab_core.h"
 #include "hypervisor/hv.h"
 #include "hypervisor/proto.h"
 #include "hypervisor/tests/hvtest.h"
@@ -1120,6 +1121,136 @@ static void test_misc_lies(void **state)
 }
 
 /* ======================================================================
+ * Grant copy in dom0 (HVP_GT_ATTACH): a lie makes the copy go to the
+ * daemon (HVP_COPY) instead; the truth makes it happen in the client.
+ * ====================================================================== */
+
+enum at_lie { AT_HONEST, AT_NO_FDS, AT_SHORT_TABLE, AT_UNSEALED, AT_BAD_MAGIC, AT_LEN,
+	      AT_OTHER_DOMID, AT_NO_ENTRIES, AT_HUGE_MEMORY, AT_EPERM };
+#define AT_DOM 7
+#define AT_ENTRIES 512u
+#define AT_REF 8
+
+/* The granter's table, state and memory as domain.c would make them. */
+static void at_make(int lie, int fds[3])
+{
+	size_t tlen = AT_ENTRIES * sizeof(grant_entry_v1_t), slen = hvd_gt_state_size(AT_ENTRIES);
+	grant_entry_v1_t *t;
+	uint8_t *mem;
+	void *st;
+	struct hvd_gt g;
+
+	fds[0] = lr_memfd(lie == AT_SHORT_TABLE ? tlen / 2 : tlen, lie != AT_UNSEALED);
+	fds[1] = lr_memfd(slen, true);
+	fds[2] = lr_memfd(LR_PAGES * PV_PAGE_SIZE, true);
+	t = mmap(NULL, lie == AT_SHORT_TABLE ? tlen / 2 : tlen, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 fds[0], 0);
+	st = mmap(NULL, slen, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	mem = mmap(NULL, LR_PAGES * PV_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[2], 0);
+	CHECK(t != MAP_FAILED && st != MAP_FAILED && mem != MAP_FAILED);
+	if (lie != AT_BAD_MAGIC)
+		CHECK(hvd_gt_init(&g, t, AT_ENTRIES, AT_DOM, st) == 0);
+	strcpy((char *)mem + PV_PAGE_SIZE, "attached");
+	if (lie != AT_SHORT_TABLE) {
+		t[AT_REF].domid = 0;
+		t[AT_REF].frame = 1;
+		t[AT_REF].flags = GTF_permit_access;
+	}
+	munmap(t, lie == AT_SHORT_TABLE ? tlen / 2 : tlen);
+	munmap(st, slen);
+	munmap(mem, LR_PAGES * PV_PAGE_SIZE);
+}
+
+/* An honest answer to the copy the client falls back to. */
+static void at_copy_reply(void)
+{
+	int16_t st = GNTST_okay;
+	struct lreq q;
+	struct hvp_hdr h;
+
+	lr_expect(&q, HVP_COPY);
+	CHECK_EQ(q.h.count, 1);
+	h = lr_hdr(&q, 0);
+	h.count = 1;
+	lr_reply(h, &st, sizeof(st), NULL, 0);
+}
+
+static int sc_attach(int lie)
+{
+	struct hvp_hello o = { .domid = 0, .state = PV_DOM_RUNNING, .max_port = LR_MAX_PORT,
+			       .mem_pages = LR_PAGES };
+	struct hvp_attach a = { AT_DOM, 1, AT_ENTRIES, LR_PAGES };
+	size_t len = sizeof(a);
+	unsigned nfds = 3;
+	struct lreq q;
+	int fds[3];
+
+	lr_expect(&q, HVP_HELLO);
+	lr_reply(lr_hdr(&q, 0), &o, sizeof(o), &lr_notice[1], 1);
+	lr_expect(&q, HVP_GT_ATTACH);
+	CHECK_EQ(q.h.arg[0], AT_DOM);
+	at_make(lie, fds);
+	switch (lie) {
+	case AT_NO_FDS:      nfds = 0; break;
+	case AT_LEN:         len = sizeof(a) - 4; break;
+	case AT_OTHER_DOMID: a.domid = AT_DOM + 1; break;
+	case AT_NO_ENTRIES:  a.nr_entries = 0; break;
+	case AT_HUGE_MEMORY: a.mem_pages = LR_PAGES * 1024; break;
+	case AT_EPERM:       len = 0; nfds = 0; break;
+	}
+	lr_reply(lr_hdr(&q, lie == AT_EPERM ? -EPERM : 0), &a, len, fds, nfds);
+	lr_close_all(fds, 3);
+	if (lie == AT_HONEST)
+		return lr_end();     /* copied in the client: nothing more asked */
+	at_copy_reply();
+	if (lie == AT_EPERM)
+		at_copy_reply();     /* refused once: never asked again */
+	return lr_end();
+}
+
+static void test_attach_lies(void **state)
+{
+	static const struct { int lie; const char *name; } lies[] = {
+		{ AT_HONEST,      "honest" },
+		{ AT_NO_FDS,      "attach: no fds" },
+		{ AT_SHORT_TABLE, "attach: a grant table smaller than said" },
+		{ AT_UNSEALED,    "attach: an unsealed grant table" },
+		{ AT_BAD_MAGIC,   "attach: a state that is not one" },
+		{ AT_LEN,         "attach: reply cut short" },
+		{ AT_OTHER_DOMID, "attach: another domain's" },
+		{ AT_NO_ENTRIES,  "attach: no grant entries" },
+		{ AT_HUGE_MEMORY, "attach: memory larger than its memfd" },
+		{ AT_EPERM,       "attach: refused" },
+	};
+	static uint8_t own[2 * PV_PAGE_SIZE] __attribute__((aligned(4096)));
+
+	for (size_t i = 0; i < PV_ARRAY_SIZE(lies); i++) {
+		const char *name = lies[i].name;
+		struct pv_gnttab_copy_seg seg = { .len = 9, .flags = PV_GNTCOPY_source_gref };
+		struct pv_gnttab *gt;
+
+		memset(own, 0, sizeof(own));
+		liar_start(sc_attach, lies[i].lie);
+		gt = pv_gnttab_open(L.sock);
+		LIE_TRUE(name, gt != NULL);
+		LIE_EQ(name, pv_gnttab_set_own_memory(gt, own, 2), 0);
+		seg.source.foreign.domid = AT_DOM;
+		seg.source.foreign.ref = AT_REF;
+		seg.dest.virt = own;
+		LIE_EQ(name, pv_gnttab_grant_copy(gt, 1, &seg), 0);
+		LIE_EQ(name, seg.status, GNTST_okay);
+		LIE_EQ(name, pv_gnttab_local_copies(gt), lies[i].lie == AT_HONEST);
+		LIE_TRUE(name, (lies[i].lie == AT_HONEST) == (strcmp((char *)own, "attached") == 0));
+		if (lies[i].lie == AT_EPERM) {
+			LIE_EQ(name, pv_gnttab_grant_copy(gt, 1, &seg), 0);
+			LIE_EQ(name, seg.status, GNTST_okay);
+		}
+		pv_gnttab_close(gt);
+		liar_finish(name);
+	}
+}
+
+/* ======================================================================
  * Event channels (pv_evtchn_*, HVP_EC_*)
  * ====================================================================== */
 
@@ -1691,6 +1822,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evtchn_more_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_honest, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_dom_lies, fd_setup, fd_teardown),
+		cmocka_unit_test_setup_teardown(test_attach_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_ret_not_errno, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_blocking_pipes, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_unsealed_memory, fd_setup, fd_teardown),
