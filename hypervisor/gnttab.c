@@ -540,6 +540,22 @@ static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_se
 
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt) { return gt->local_copies; }
 
+int16_t pv_gnttab_grant_check(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref, bool write)
+{
+	struct attach *a;
+	int16_t st;
+
+	if (gt->c.domid != 0 || gt->no_local || domid == 0 || domid >= DOMID_FIRST_RESERVED)
+		return GNTST_okay;
+	a = attach(gt, domid);
+	if (!a)
+		return GNTST_okay;
+	st = hvd_gt_check(&a->gt, ref, 0, !write);
+	if (st == GNTST_bad_domain)
+		detach(gt, (unsigned)(a - gt->att));
+	return st;
+}
+
 int pv_gnttab_test_lock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref)
 {
 	struct attach *a = gt->c.domid == 0 ? attach(gt, domid) : NULL;

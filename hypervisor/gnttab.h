@@ -138,6 +138,12 @@ int pv_gnttab_set_own_memory(struct pv_gnttab *gt, void *base, size_t npages);
  * hypervisor.md, "Grant copy in dom0"). Anything else goes to the hypervisor.
  * How many segments were copied in-process so far: */
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt);
+/* dom0: what a copy from (or, `write`, into) grant `ref` of `domid` would
+ * answer now, from one read of the granter's table, nothing pinned:
+ * advisory (the granter may change the entry before the copy, which then
+ * fails). GNTST_okay when this process cannot tell (not dom0). For a
+ * backend that must know before it commits data (netback's rx buffers). */
+int16_t pv_gnttab_grant_check(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref, bool write);
 
 /* Test hooks (dom0): take granter `domid`'s grant lock, attaching first,
  * and when `ref` != UINT32_MAX pin it for reading as a copy does; 0 or

@@ -246,6 +246,23 @@ static int16_t set_status(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bo
 	}
 }
 
+int16_t hvd_gt_check(const struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly)
+{
+	union gt_combo cur;
+
+	if (ref >= gt->nr_entries)
+		return GNTST_bad_gntref;
+	if (__atomic_load_n(&gt->st->dead, __ATOMIC_RELAXED))
+		return GNTST_bad_domain;
+	cur.raw = __atomic_load_n((const uint32_t *)(const void *)&gt->shared[ref], __ATOMIC_ACQUIRE);
+	if ((cur.f.flags & GTF_type_mask) != GTF_permit_access || cur.f.domid != ldomid ||
+	    (!readonly && (cur.f.flags & GTF_readonly)))
+		return GNTST_general_error;
+	if (!gt->mem || __atomic_load_n(&gt->shared[ref].frame, __ATOMIC_RELAXED) >= gt->mem_pages)
+		return GNTST_bad_page;
+	return GNTST_okay;
+}
+
 static int16_t pin_locked(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly,
 			  bool mapflag, uint32_t *frame)
 {

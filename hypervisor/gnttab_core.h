@@ -99,6 +99,11 @@ void hvd_gt_unlock(struct hvd_gt *gt);
 void hvd_gt_recount_begin(struct hvd_gt *gt);
 void hvd_gt_recount_end(struct hvd_gt *gt);
 
+/* Would `ref` be pinned for `ldomid` now? The GNTST_* a first pin would give,
+ * from one read of the shared entry, nothing pinned (advisory: the granter
+ * may change the entry right after). */
+int16_t hvd_gt_check(const struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly);
+
 /* Pin `ref` for `ldomid` (a map when `mapflag`, else a copy): GNTST_okay and
  * *frame, or the GNTST_* code; on failure nothing is left pinned. */
 int16_t hvd_gt_pin(struct hvd_gt *gt, grant_ref_t ref, domid_t ldomid, bool readonly,

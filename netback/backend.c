@@ -970,13 +970,16 @@ struct nb_daemon *nb_backend_new(struct pv_loop *loop, const struct nb_backend_o
 		snprintf(err, errlen, "connecting to the hypervisor at %s: %s", d->hv_path, strerror(errno));
 		goto fail;
 	}
-	/* dom0's I/O memory receives the grant copies of small tx packets;
-	 * without it every packet is mapped. */
-	d->own.base = pv_hv_map_own_memory(d->hv, NULL, &d->own.npages);
-	if (d->own.base)
-		d->own.pa = pv_pagealloc_new(d->own.base, d->own.npages, 0);
-	if (!d->own.pa)
-		pv_warn("no dom0 memory for grant copies (%s): small packets will be mapped", strerror(errno));
+	/* dom0's I/O memory is where grant copies land (tx) and start (rx);
+	 * without it every frontend page is mapped. */
+	if (!o->map_grants) {
+		d->own.base = pv_hv_map_own_memory(d->hv, NULL, &d->own.npages);
+		if (d->own.base)
+			d->own.pa = pv_pagealloc_new(d->own.base, d->own.npages, 0);
+		if (!d->own.pa)
+			pv_warn("no dom0 memory for grant copies (%s): frontend pages will be mapped",
+				strerror(errno));
+	}
 	home = xs_get_domain_path(d->xs, pv_hv_domid(d->hv));
 	if (!home) {
 		snprintf(err, errlen, "reading our domain path: %s", strerror(errno));

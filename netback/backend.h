@@ -32,6 +32,7 @@ struct nb_backend_opts {
 	unsigned fatal_slots;   /* fatal_skb_slots */
 	unsigned drain_ms;      /* rx_drain_timeout_msecs (frontends with feature-rx-notify) */
 	unsigned stall_ms;      /* rx_stall_timeout_msecs (idem) */
+	bool map_grants;        /* map the frontend's pages rather than grant-copy them */
 };
 
 struct nb_daemon;

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"  --rx-stall-timeout MS  no rx buffers for that long: carrier off until they come\n"
 		"                       (Linux rx_stall_timeout_msecs, default 60000; off without\n"
 		"                       feature-rx-notify)\n"
+		"  --map-grants         map the frontend's pages instead of grant-copying them\n"
+		"                       (also what happens without dom0 I/O memory)\n"
 		PV_DAEMON_HELP
 		"  --help               this text\n"
 		"Control socket: <rundir>/netback.sock (\"stats\", \"stats <vif>\", \"help\").\n",
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
 		{ "fatal-slots", required_argument, 0, 'f' },
 		{ "rx-drain-timeout", required_argument, 0, 'D' },
 		{ "rx-stall-timeout", required_argument, 0, 'S' },
+		{ "map-grants", no_argument, 0, 'M' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -94,6 +97,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			bo.hv_path = optarg;
+			break;
+		case 'M':
+			bo.map_grants = true;
 			break;
 		case 'q':
 			if (pv_parse_uint(optarg, NB_MAX_QUEUES_LIMIT, &bo.max_queues) < 0 || bo.max_queues == 0) {

@@ -324,11 +324,15 @@ static int setup(struct nb_queue *q)
 		return -errno;
 	if ((r = map_rings(q)) < 0 || (r = bind_ports(q)) < 0)
 		return r;
-	if (q->cfg.own) {
+	/* Pages of dom0 memory for grant copies both ways; a queue that
+	 * cannot have them maps the frontend's pages instead. */
+	if (q->cfg.own && pv_gnttab_set_own_memory(q->gt, q->cfg.own->base, q->cfg.own->npages) == 0) {
 		q->copybuf_frame = pv_page_alloc(q->cfg.own->pa, NB_TX_COPY_PAGES);
-		if (q->copybuf_frame >= 0 &&
-		    pv_gnttab_set_own_memory(q->gt, q->cfg.own->base, q->cfg.own->npages) == 0)
+		if (q->copybuf_frame >= 0)
 			q->copybuf = pv_page_addr(q->cfg.own->pa, (uint32_t)q->copybuf_frame);
+		q->rxbuf_frame = pv_page_alloc(q->cfg.own->pa, NB_RX_MAX_SLOTS);
+		if (q->rxbuf_frame >= 0)
+			q->rxbuf = pv_page_addr(q->cfg.own->pa, (uint32_t)q->rxbuf_frame);
 	}
 	q->loop = pv_loop_new();
 	if (!q->loop)
@@ -370,8 +374,10 @@ static void teardown(struct nb_queue *q)
 	q->loop = NULL;
 	if (q->copybuf_frame >= 0)
 		pv_page_free(q->cfg.own->pa, (uint32_t)q->copybuf_frame, NB_TX_COPY_PAGES);
-	q->copybuf_frame = -1;
-	q->copybuf = NULL;
+	if (q->rxbuf_frame >= 0)
+		pv_page_free(q->cfg.own->pa, (uint32_t)q->rxbuf_frame, NB_RX_MAX_SLOTS);
+	q->copybuf_frame = q->rxbuf_frame = -1;
+	q->copybuf = q->rxbuf = NULL;
 	if (q->ec)
 		pv_evtchn_close(q->ec);  /* unbinds our ports */
 	q->ec = NULL;
@@ -517,7 +523,7 @@ int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	}
 	q->cfg = *cfg;
 	q->stop_efd = -1;
-	q->copybuf_frame = -1;
+	q->copybuf_frame = q->rxbuf_frame = -1;
 	pthread_mutex_init(&q->init_lock, NULL);
 	pthread_cond_init(&q->init_cond, NULL);
 	snprintf(q->name, sizeof(q->name), "%s-q%u", nb_vif_name(cfg->vif), cfg->id);
@@ -527,7 +533,7 @@ int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 	q->tx_reqs = calloc(ring, sizeof(*q->tx_reqs));
 	q->tx_pkts = calloc(NB_TX_BATCH, sizeof(*q->tx_pkts));
 	q->tx_ops = calloc(ring, sizeof(*q->tx_ops));
-	q->tx_copy = calloc(NB_TX_BATCH, sizeof(*q->tx_copy));
+	q->tx_copy = calloc(NB_TX_COPY_PAGES, sizeof(*q->tx_copy));
 	q->tx_copy_off = calloc(ring, sizeof(*q->tx_copy_off));
 	q->tx_copy_len = calloc(ring, sizeof(*q->tx_copy_len));
 	q->rx_win = calloc(ring, sizeof(*q->rx_win));

@@ -23,10 +23,11 @@
 #define NB_RX_BATCH 64u          /* frames per rx round (RX_BATCH_SIZE 64) */
 #define NB_RX_SPILL (64u * 1024u + 4096u)
 #define NB_RX_POLL_NS 1000000u   /* no feature-rx-notify: look for rx slots every 1 ms */
-/* Linux XEN_NETBACK_TX_COPY_LEN: a packet whose single slot is no longer is
- * grant-copied into dom0 memory, never mapped. */
-#define NB_TX_COPY_LEN 128u
-#define NB_TX_COPY_PAGES (NB_TX_BATCH * NB_TX_COPY_LEN / PV_PAGE_SIZE)
+/* Guest transmit by grant copy: every data slot of a round is copied into a
+ * page of its own of dom0 memory (a slot never crosses a page), so a round
+ * takes at most this many slots (8 GSO frames of 16 slots); a queue that
+ * cannot get that memory maps instead. */
+#define NB_TX_COPY_PAGES 128u
 
 /* One rx request of the mapped window [rx.req_cons, rx_mapped). */
 struct nb_rx_slotmap {
@@ -90,10 +91,13 @@ struct nb_queue {
 	struct netif_tx_request *tx_reqs;       /* [ring size] */
 	struct nb_tx_pkt *tx_pkts;              /* [NB_TX_BATCH] */
 	struct pv_gnttab_map_op *tx_ops;        /* [ring size] */
-	struct pv_gnttab_copy_seg *tx_copy;     /* [NB_TX_BATCH] */
+	struct pv_gnttab_copy_seg *tx_copy;     /* [NB_TX_COPY_PAGES] */
 	uint16_t *tx_copy_off, *tx_copy_len;    /* [ring size]: each tx_ops[i]'s slot */
-	uint8_t *copybuf;                       /* NB_TX_COPY_PAGES pages of dom0 memory */
+	uint8_t *copybuf;                       /* NB_TX_COPY_PAGES pages of dom0 memory (NULL: map) */
 	int64_t copybuf_frame;
+	uint8_t *rxbuf;                         /* NB_RX_MAX_SLOTS pages of dom0 memory (NULL: map) */
+	int64_t rxbuf_frame;
+	struct pv_gnttab_copy_seg rx_copy[NB_RX_MAX_SLOTS];
 	char tx_fatal[128];                     /* found this round, reported at the flush */
 
 	/* rx */

@@ -1,27 +1,32 @@
 /*
  * Guest receive: vif TAP -> frontend rx ring (rx-copy semantics).
  *
- * The frontend's posted buffers are mapped ahead in one batch (the "window"
- * [req_cons, rx_mapped), each request copied out of the ring once), and every
- * frame is read from the TAP with one readv straight into them, laid out by
- * nb_rx_layout (rxplan.h): [vnet header, page(req 0), page(req 2), ...,
- * spill] when the frontend takes GSO, since a GSO frame's extra-info slot is
- * ring slot 1. A frame is read only when the frontend has posted the whole
- * layout's worth of requests (18 with GSO, else enough pages for the MTU);
- * otherwise the queue blocks: req_event asks the frontend to notify us once
- * that many are posted, the TAP is no longer watched, and the kernel keeps
- * the frames (the TAP queue's own bound). Responses go in the slots of their
- * requests; the round's used buffers go to q->unmap, unmapped at the round's
- * end together with the tx grants (nb_q_flush) before the responses are
- * pushed.
+ * Every frame is read from the TAP with one readv laid out by nb_rx_layout
+ * (rxplan.h): [vnet header, page(req 0), page(req 2), ..., spill] when the
+ * frontend takes GSO, since a GSO frame's extra-info slot is ring slot 1.
+ * The pages are, as Linux's xenvif_rx_copy_add/flush: our own pages of dom0
+ * memory (rxbuf), from which each data slot is then grant-copied into its
+ * request's buffer (one copy batch per frame, done in this process, no round
+ * trip); or, with --map-grants or without dom0 memory, the frontend's posted
+ * buffers themselves, mapped ahead in one batch (the "window" [req_cons,
+ * rx_mapped)) and unmapped at the round's end. Each request is copied out of
+ * the ring once (the window) and its grant checked then, so that a bad
+ * buffer is answered in its own slot before a frame is read for it.
+ * A frame is read only when the frontend has posted the whole layout's worth
+ * of requests (18 with GSO, else enough pages for the MTU); otherwise the
+ * queue blocks: req_event asks the frontend to notify us once that many are
+ * posted, the TAP is no longer watched, and the kernel keeps the frames (the
+ * TAP queue's own bound). Responses go in the slots of their requests and are
+ * pushed at the round's end (nb_q_flush), after the unmap of mapped buffers.
  * Guards (Linux's, adapted): while blocked, frames waiting longer than the
  * drain timeout (10 s; 30 ms without feature-rx-notify) are thrown away; a
  * queue blocked longer than the stall timeout (60 s; off without rx-notify)
  * turns the vif's carrier off ("Guest Rx stalled") until buffers come back.
  * Without feature-rx-notify the ring is polled every millisecond while
- * blocked. A request whose grant cannot be mapped is answered with the
- * GNTST_* status in its own slot (netfront counts an rx error and re-posts),
- * as Linux answers a failed grant copy.
+ * blocked. A request whose grant cannot be used is answered with the GNTST_*
+ * status in its own slot (netfront counts an rx error and re-posts), as Linux
+ * answers a failed grant copy; a grant revoked between that check and the
+ * copy fails the copy and loses that frame (Linux loses it too).
  */
 #include "netback/queue_priv.h"
 
@@ -74,6 +79,24 @@ static bool rx_map_more(struct nb_queue *q, RING_IDX prod)
 
 		RING_COPY_REQUEST(&q->rx, q->rx_mapped + k, &s->req);
 		q->rx_ops[k] = (struct pv_gnttab_map_op){ .domid = q->cfg.domid, .ref = s->req.gref };
+		/* Copy mode: nothing to map. The grant is checked now, so that
+		 * a bad buffer is answered in its own slot before a frame is
+		 * read for it, as a failed map is; one revoked after this
+		 * check fails its copy (rx_copy_out) and loses that frame. */
+		s->status = q->rxbuf ? pv_gnttab_grant_check(q->gt, q->cfg.domid, s->req.gref, true)
+				     : GNTST_okay;
+		s->page = NULL;
+	}
+	if (q->rxbuf) {
+		for (unsigned k = 0; k < n; k++) {
+			if (win(q, q->rx_mapped + k)->status == GNTST_bad_domain) {
+				q->rx_mapped += k + 1;
+				nb_q_domain_gone(q);
+				return false;
+			}
+		}
+		q->rx_mapped = prod;
+		return true;
 	}
 	r = pv_gnttab_map_batch(q->gt, n, q->rx_ops);
 	nb_stat_add(&q->st.map_batches, 1);
@@ -105,7 +128,7 @@ static void rx_queue_unmap(struct nb_queue *q, RING_IDX from, RING_IDX to)
 	for (RING_IDX i = from; i != to; i++) {
 		struct nb_rx_slotmap *s = win(q, i);
 
-		if (s->status == GNTST_okay)
+		if (s->status == GNTST_okay && !q->rxbuf)
 			q->unmap[q->nunmap++] = s->handle;
 		s->status = GNTST_general_error;
 		s->page = NULL;
@@ -226,7 +249,7 @@ static void rx_error_slot(struct nb_queue *q)
 	struct nb_rx_slotmap *s = win(q, idx);
 	netif_rx_response_t *rsp = RING_GET_RESPONSE(&q->rx, idx);
 
-	pv_log_rl(&q->rl, PV_LOG_WARN, "%s: rx grant ref %u failed to map: %d", q->name, s->req.gref, s->status);
+	pv_log_rl(&q->rl, PV_LOG_WARN, "%s: rx grant ref %u unusable: %d", q->name, s->req.gref, s->status);
 	rsp->id = s->req.id;
 	rsp->offset = 0;
 	rsp->flags = 0;
@@ -246,9 +269,56 @@ static unsigned rx_usable_pages(struct nb_queue *q)
 	return p;
 }
 
+/* Where the data for request req_cons + req_rel is read: the mapped buffer,
+ * or in copy mode our page for it. */
 static uint8_t *page_of(struct nb_queue *q, unsigned req_rel)
 {
+	if (q->rxbuf)
+		return q->rxbuf + (size_t)req_rel * PV_PAGE_SIZE;
 	return win(q, q->rx.req_cons + req_rel)->page;
+}
+
+/* Copy mode: the frame's data slots into the frontend's buffers, one batch
+ * (Linux xenvif_rx_copy_flush); a slot whose copy fails answers its GNTST_*
+ * status, as Linux does. false if the frontend's domain is gone. */
+static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool *failed)
+{
+	unsigned n = 0, slot[NB_RX_MAX_SLOTS];
+	int r;
+
+	for (unsigned i = 0; i < plan->nslots; i++) {
+		struct pv_gnttab_copy_seg *c = &q->rx_copy[n];
+
+		if (plan->slot[i].kind != NB_RX_DATA)
+			continue;
+		*c = (struct pv_gnttab_copy_seg){ .len = plan->slot[i].len, .flags = PV_GNTCOPY_dest_gref };
+		c->source.virt = page_of(q, i);
+		c->dest.foreign.ref = win(q, q->rx.req_cons + i)->req.gref;
+		c->dest.foreign.domid = (uint16_t)q->cfg.domid;
+		slot[n++] = i;
+	}
+	r = pv_gnttab_grant_copy(q->gt, n, q->rx_copy);
+	nb_stat_add(&q->st.copy_batches, 1);
+	if (r < 0) {
+		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
+		return false;
+	}
+	*failed = false;
+	for (unsigned k = 0; k < n; k++) {
+		int16_t st = q->rx_copy[k].status;
+
+		if (st == GNTST_okay)
+			continue;
+		if (st == GNTST_bad_domain) {
+			nb_q_domain_gone(q);
+			return false;
+		}
+		pv_log_rl(&q->rl, PV_LOG_WARN, "%s: rx grant ref %u: copy failed: %d", q->name,
+			  q->rx_copy[k].dest.foreign.ref, st);
+		RING_GET_RESPONSE(&q->rx, q->rx.req_cons + slot[k])->status = st;
+		*failed = true;
+	}
+	return true;  /* no view of its memory was used: nothing to revoke */
 }
 
 /* Read one frame into the window; returns 1 if a frame was delivered or
@@ -261,6 +331,7 @@ static int rx_one(struct nb_queue *q)
 	uint8_t hdr[NIF_MAX_HDR_LEN];
 	unsigned usable = rx_usable_pages(q), n = 0;
 	size_t frame_len, hlen, cap;
+	bool failed = false;
 	ssize_t got;
 	int r;
 
@@ -336,8 +407,13 @@ static int rx_one(struct nb_queue *q)
 
 		nb_rx_fill_response(&plan, i, win(q, idx)->req.id, RING_GET_RESPONSE(&q->rx, idx));
 	}
+	if (q->rxbuf && !rx_copy_out(q, &plan, &failed))
+		return -1;
 	q->rx.req_cons += plan.nslots;
-	nb_stat_frame(&q->st.to_guest, frame_len, pv_now_ns());
+	if (failed)
+		nb_stat_add(&q->st.to_guest.errors, 1);
+	else
+		nb_stat_frame(&q->st.to_guest, frame_len, pv_now_ns());
 	return 1;
 }
 
@@ -374,7 +450,7 @@ bool nb_rx_round(struct nb_queue *q)
 			continue;
 		}
 		r = rx_one(q);
-		if (r == 0)
+		if (r <= 0)
 			break;
 		frames++;
 		more = frames == NB_RX_BATCH;

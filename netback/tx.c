@@ -2,14 +2,18 @@
  * Guest transmit: frontend tx ring -> vif TAP.
  *
  * One round: copy the published requests out of the ring once, validate
- * packet by packet (txparse.c, Linux's rules), map every data slot of the
- * round in one pv_gnttab_map_batch, write each frame to the TAP with one
- * writev straight from the mapped pages ([virtio_net_hdr, slot, slot, ...]),
- * and write the responses into the ring (one per slot: the request's status,
- * NETIF_RSP_NULL for extra-info slots). The grants go to q->unmap: the
- * round's end (nb_q_flush, queue.c) unmaps them together with the rx
- * round's in one pv_gnttab_unmap_batch and only then pushes the responses
- * and notifies as the event index asks.
+ * packet by packet (txparse.c, Linux's rules), grant-copy every data slot of
+ * the round into a page of its own of dom0 memory in one batch (done in this
+ * process: no round trip to the hypervisor), write each frame to the TAP
+ * with one writev from there ([virtio_net_hdr, slot, slot, ...]), and write
+ * the responses into the ring (one per slot: the request's status,
+ * NETIF_RSP_NULL for extra-info slots). A round takes at most
+ * NB_TX_COPY_PAGES slots. With --map-grants, or without dom0 memory, the
+ * slots are mapped in one pv_gnttab_map_batch instead, written straight from
+ * the mappings, and their grants go to q->unmap: the round's end
+ * (nb_q_flush, queue.c) unmaps them together with the rx round's in one
+ * pv_gnttab_unmap_batch. Responses are pushed at the round's end and the
+ * frontend notified as the event index asks.
  * Offloaded frames (csum_blank or GSO) first copy their headers (at most
  * NIF_MAX_HDR_LEN bytes) into local memory: that copy is what is parsed for
  * the checksum position and what the kernel gets, so the frontend cannot
@@ -206,10 +210,10 @@ static bool tx_map(struct nb_queue *q, unsigned n)
 	return !nb_q_revoked(q);
 }
 
-/* Copy the round's small packets (one slot each, tx_ops[i] describing it)
- * into copybuf + i * NB_TX_COPY_LEN in one batch; the ops' statuses are
- * set as a map would set them. */
-static bool tx_copy_small(struct nb_queue *q, unsigned n)
+/* Copy the round's data slots (tx_ops[0..n), tx_copy_off/len saying where
+ * in its page each one lies) into copybuf, one page each, in one batch; the
+ * ops' statuses are set as a map would set them. */
+static bool tx_copy(struct nb_queue *q, unsigned n)
 {
 	int r;
 
@@ -220,7 +224,7 @@ static bool tx_copy_small(struct nb_queue *q, unsigned n)
 		c->source.foreign.ref = q->tx_ops[i].ref;
 		c->source.foreign.offset = q->tx_copy_off[i];
 		c->source.foreign.domid = (uint16_t)q->cfg.domid;
-		c->dest.virt = q->copybuf + (size_t)i * NB_TX_COPY_LEN;
+		c->dest.virt = q->copybuf + (size_t)i * PV_PAGE_SIZE;
 	}
 	r = pv_gnttab_grant_copy(q->gt, n, q->tx_copy);
 	nb_stat_add(&q->st.copy_batches, 1);
@@ -243,7 +247,7 @@ bool nb_tx_round(struct nb_queue *q)
 	RING_IDX cons = ring->req_cons, prod;
 	unsigned avail, pos = 0, npkts = 0, nops = 0;
 	unsigned first_op[NB_TX_BATCH];
-	bool gone = false, all_small = true, copy;
+	bool gone = false, copy = q->copybuf != NULL;
 	int more;
 
 	prod = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
@@ -267,13 +271,13 @@ bool nb_tx_round(struct nb_queue *q)
 			pv_strlcpy(q->tx_fatal, p->msg, sizeof(q->tx_fatal));
 			break;
 		}
+		if (copy && v == NB_TX_OK && nops + p->ndata > NB_TX_COPY_PAGES)
+			break;  /* the copy pages are full: the next round takes it */
 		if (atomic_load_explicit(&q->credit_usec, memory_order_relaxed))
 			q->remaining_credit -= q->tx_reqs[pos].size < q->remaining_credit ?
 					       q->tx_reqs[pos].size : q->remaining_credit;
 		first_op[npkts] = nops;
 		if (v == NB_TX_OK) {
-			if (p->ndata > 1 || p->data[0].size > NB_TX_COPY_LEN)
-				all_small = false;
 			for (unsigned k = 0; k < p->ndata; k++) {
 				q->tx_copy_off[nops] = p->data[k].offset;
 				q->tx_copy_len[nops] = p->data[k].size;
@@ -285,12 +289,10 @@ bool nb_tx_round(struct nb_queue *q)
 		npkts++;
 	}
 	ring->req_cons = cons + pos;
-	/* A round of small single-slot packets only (ACKs, small datagrams):
-	 * one grant copy into dom0 memory, as Linux copies packets of up to
-	 * XEN_NETBACK_TX_COPY_LEN; else one map batch (and, at the flush, one
-	 * unmap batch). */
-	copy = nops && all_small && q->copybuf;
-	if (nops && !(copy ? tx_copy_small(q, nops) : tx_map(q, nops)))
+	/* One grant copy of every data slot into dom0 memory (no round trip
+	 * to the hypervisor: dom0 copies in-process); without that memory one
+	 * map batch (and, at the flush, one unmap batch). */
+	if (nops && !(copy ? tx_copy(q, nops) : tx_map(q, nops)))
 		return false;
 
 	pos = 0;
@@ -325,7 +327,7 @@ bool nb_tx_round(struct nb_queue *q)
 		for (unsigned k = 0; k < p->ndata; k++) {
 			if (ops[k].status == GNTST_okay) {
 				if (copy) {
-					data[k] = q->copybuf + (size_t)first_op[i] * NB_TX_COPY_LEN;
+					data[k] = q->copybuf + (size_t)(first_op[i] + k) * PV_PAGE_SIZE;
 				} else {
 					q->unmap[q->nunmap++] = ops[k].handle;
 					data[k] = (uint8_t *)ops[k].addr + p->data[k].offset;

@@ -477,8 +477,19 @@ static void test_local_copy(void **state)
 	pv_gnttab_test_unlock(k.gt, k.da, ro);
 	assert_int_equal(pv_gnttab_end_foreign_access_ref(k.a.gs, ro), 0);
 
+	/* The advisory check answers what a copy would. */
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, rw, true), GNTST_okay);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, ro, false), GNTST_general_error);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, ended, false), GNTST_general_error);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, other, false), GNTST_general_error);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, 64 * 512, false), GNTST_bad_gntref);
+	ro = share_text(&k.a, 0, false, "read only again", NULL);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, ro, false), GNTST_okay);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, ro, true), GNTST_general_error);
+
 	/* The granter destroyed: the copy says bad_domain, nothing faults. */
 	assert_int_equal(pv_hv_domain_destroy(k.hv, k.da), 0);
+	assert_int_equal(pv_gnttab_grant_check(k.gt, k.da, rw, true), GNTST_bad_domain);
 	s = seg_from_grant((uint16_t)k.da, rw, 0, k.own, 4);
 	assert_int_equal(copy1(k.gt, &s), GNTST_bad_domain);
 	local_close(&k);
@@ -492,6 +503,7 @@ static int local_domu(void *arg)
 
 	CHECK(gt);
 	CHECK_EQ(pv_gnttab_test_lock(gt, 1, UINT32_MAX), -ENOENT);
+	CHECK_EQ(pv_gnttab_grant_check(gt, 1, 64 * 512, true), GNTST_okay);  /* cannot tell */
 	pv_gnttab_close(gt);
 	return 0;
 }

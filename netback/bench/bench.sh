@@ -9,8 +9,10 @@
 # For each variant and queue count: iperf3 TCP guest->host and host->guest
 # (-P queues streams), and 64-byte UDP datagrams per second received in each
 # direction. Two netback variants: "netfront" is pvnet's own netfront
-# (pvnet-guest, set up by the toolstack: pvnet host-create / create), "nb-front"
-# the benchmark's pipelined stand-in frontend (nbfront.c).
+# (pvnet-guest, set up by the toolstack: pvnet host-create / create) with
+# netback's default data path (grant copies), "nb-front" the benchmark's
+# pipelined stand-in frontend (nbfront.c) with netback --map-grants (the
+# frontend's pages mapped and written/read in place: no copy, two round trips).
 # Relay and netback runs alternate PVNET_BENCH_REPEAT times (default 2) and the
 # best of each figure is kept: the machine is shared, interference only lowers.
 # Environment: PVNET_BENCH_SECONDS (default 4), PVNET_BENCH_QUEUES ("1 2 4"),
@@ -187,7 +189,7 @@ run_netback() { # queues
 	OUT="- - - - - -"
 	fresh
 	ip netns exec "$H" env PVNET_BUILD="$PVNET_BUILD" "$FRONT" --queues "$1" --tap eth0x \
-		--netback-args "--max-queues 4" >"$PV_TMP/front.out" 2>&1 &
+		--netback-args "--max-queues 4 --map-grants" >"$PV_TMP/front.out" 2>&1 &
 	fp=$!
 	if wait_ready "$PV_TMP/front.out"; then
 		guest_up eth0x
@@ -242,7 +244,8 @@ for q in $QUEUES; do
 	row nb-front "$q" "${R[netback$q]}"
 done
 echo
-echo "netfront: pvnet-guest's netfront + pvnet-netback; nb-front: the benchmark's stand-in frontend."
+echo "netfront: pvnet-guest's netfront + pvnet-netback (grant copies); nb-front: the benchmark's"
+echo "stand-in frontend + pvnet-netback --map-grants (the frontend's pages mapped, no copy)."
 echo "CPU ms/GB: CPU time of the forwarding processes (nb-relay; the frontend + pvnet-netback +"
 echo "pvnet-hypervisor + pvnet-xenstored) per GB received, the kernel's work in their syscalls included."
 echo "netback / relay (targets: TCP >= 80%, UDP64 >= 60%):"

@@ -166,6 +166,9 @@ static bool carrier_is(struct tf_vif *v, bool on)
 }
 
 /* A missing counter reads as 0. */
+/* The case runs netback with --map-grants. */
+static bool map_grants;
+
 static unsigned long long stat_value(struct tf_env *e, struct tf_vif *v, const char *dir, const char *key)
 {
 	return tf_vif_stat(e, v, dir, key, 0);
@@ -292,6 +295,12 @@ static void case_queues(struct tf_env *e, unsigned nq, bool split)
 	}
 	CHECK(got == 64, "64 flows received (%u)", got);
 	CHECK(nq == 1 || nused > 1, "frames arrived on %u of %u queues", nused, nq);
+	/* Both directions went by grant copy, or (--map-grants) by mappings. */
+	CHECK(map_grants ? stat_value(e, &v, "vif", "map_batches") >= 2 &&
+			   stat_value(e, &v, "vif", "copy_batches") == 0
+			 : stat_value(e, &v, "vif", "copy_batches") >= 2 &&
+			   stat_value(e, &v, "vif", "map_batches") == 0,
+	      "the data went by %s", map_grants ? "mappings" : "grant copies");
 }
 
 static void case_q1(struct tf_env *e) { case_queues(e, 1, false); }
@@ -1223,6 +1232,12 @@ static const struct tcase cases[] = {
 	{ "gso-tx", case_gso_tx, NULL, 0 },
 	{ "gso-tx-host-tso", case_gso_tx_host_tso, NULL, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 },
 	{ "gso-rx", case_gso_rx, NULL, 0 },
+	/* The same data paths with the frontend's pages mapped, not copied. */
+	{ "map-queues-2-split", case_q2, "--max-queues 8 --map-grants", 0 },
+	{ "map-multislot-tx", case_multislot_tx, "--map-grants", 0 },
+	{ "map-gso-tx", case_gso_tx, "--map-grants", 0 },
+	{ "map-gso-rx", case_gso_rx, "--map-grants", 0 },
+	{ "map-bad-gref", case_bad_gref, "--map-grants", 0 },
 	{ "checksum", case_csum, NULL, 0 },
 	{ "reconnect", case_reconnect, NULL, 0 },
 	{ "domain-destroyed", case_domain_destroyed, NULL, 0 },
@@ -1264,6 +1279,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < PV_ARRAY_SIZE(cases); i++) {
 		struct tf_env_opts o = { .netback_args = cases[i].nb_args, .host_tun_flags = cases[i].host_flags };
+
+		map_grants = cases[i].nb_args && strstr(cases[i].nb_args, "--map-grants");
 		struct tf_env e;
 		int r;
 
