@@ -365,7 +365,7 @@ int main(int argc, char **argv)
 	} else {
 		case_late_batches(e, cycles);
 		if (fail)
-			printf("# netback log: %s (TF_KEEP=1 keeps it)\n", e->nb_log);
+			tf_env_dump_logs(e);
 	}
 	cleanup();
 	printf("%d passed, %d failed\n", pass, fail);

@@ -31,6 +31,9 @@ pv_check "its pidfile is removed" bash -c "! test -e '$pidf'"
 pid=$(cat "$pidf")
 touch "$dir/domains/7.sock"
 kill -9 "$pid"
+# kill(2) returns before the process is gone: until then its socket still
+# answers and the new daemon rightly refuses (a zombie is gone enough).
+pv_wait_for 5 bash -c "! kill -0 $pid 2>/dev/null || grep -q ') Z' /proc/$pid/stat"
 pv_check "restart over a killed daemon" "$HV" --rundir "$dir" --daemon --pidfile "$pidf" --log-file "$log"
 pid=$(cat "$pidf")
 pv_on_exit "kill -9 $pid"

@@ -1300,7 +1300,7 @@ int main(int argc, char **argv)
 
 			cases[i].fn(&e);
 			if (fail != before)
-				printf("# netback log: %s (TF_KEEP=1 keeps it)\n", e.nb_log);
+				tf_env_dump_logs(&e);
 		}
 		tf_env_stop(&e);
 	}

@@ -198,6 +198,48 @@ void tf_env_stop(struct tf_env *e)
 	}
 }
 
+static void dump_log(const char *who, const char *path, unsigned tail)
+{
+	char (*last)[256] = calloc(tail, sizeof(*last)), line[256];
+	unsigned n = 0;
+	bool in_report = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f || !last) {
+		printf("# %s: no log at %s\n", who, path);
+		goto out;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		/* Sanitizer reports in full, wherever they are. */
+		if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "runtime error:") ||
+		    strstr(line, "ERROR: LeakSanitizer"))
+			in_report = true;
+		if (in_report)
+			printf("# %s: %s\n", who, line);
+		if (in_report && strstr(line, "ABORTING"))
+			in_report = false;
+		pv_strlcpy(last[n++ % tail], line, sizeof(last[0]));
+	}
+	for (unsigned i = n > tail ? n - tail : 0; i < n; i++)
+		printf("# %s: %s\n", who, last[i % tail]);
+out:
+	if (f)
+		fclose(f);
+	free(last);
+}
+
+void tf_env_dump_logs(struct tf_env *e)
+{
+	char path[200];
+
+	dump_log("netback", e->nb_log, 30);
+	snprintf(path, sizeof(path), "%s/hypervisor.log", e->dir);
+	dump_log("hypervisor", path, 10);
+	snprintf(path, sizeof(path), "%s/xenstored.log", e->dir);
+	dump_log("xenstored", path, 5);
+}
+
 char *tf_ctl(struct tf_env *e, const char *cmd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };

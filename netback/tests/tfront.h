@@ -57,6 +57,10 @@ struct tf_env_opts {
 /* 77 (skip) if the programs are missing, 0, or -errno. */
 int tf_env_start(struct tf_env *e, const struct tf_env_opts *o);
 void tf_env_stop(struct tf_env *e);
+/* After a failed case: print the last lines of the daemons' logs (netback,
+ * hypervisor, xenstored) and every sanitizer report in them, each line
+ * prefixed "# <daemon>: ", so that a CI log alone tells what went wrong. */
+void tf_env_dump_logs(struct tf_env *e);
 /* One control socket command; malloc'ed reply line (NULL on error). */
 char *tf_ctl(struct tf_env *e, const char *cmd);
 /* Does the netback log contain `needle` (waits up to timeout_ms)? */
