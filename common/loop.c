@@ -40,6 +40,7 @@ struct pv_loop {
 	struct watch *dead;
 	struct timer *timers;
 	int64_t next_timer_id;
+	int next_tag_id;          /* tag watches' ids: -2, -3, ... */
 };
 
 struct pv_loop *pv_loop_new(void)
@@ -53,6 +54,7 @@ struct pv_loop *pv_loop_new(void)
 		return NULL;
 	}
 	loop->next_timer_id = 1;
+	loop->next_tag_id = -1;
 	return loop;
 }
 
@@ -118,6 +120,24 @@ int pv_loop_add_fd(struct pv_loop *loop, int fd, uint32_t events, pv_fd_cb cb, v
 	}
 	w->next = loop->watches;
 	loop->watches = w;
+	return 0;
+}
+
+int pv_loop_add_tag(struct pv_loop *loop, pv_fd_cb cb, void *arg, int *id, int *epfd,
+		    uint64_t *tag)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->fd = --loop->next_tag_id;
+	w->cb = cb;
+	w->arg = arg;
+	w->next = loop->watches;
+	loop->watches = w;
+	*id = w->fd;
+	*epfd = loop->epfd;
+	*tag = (uint64_t)(uintptr_t)w;
 	return 0;
 }
 

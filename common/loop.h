@@ -27,6 +27,14 @@ int pv_loop_add_fd(struct pv_loop *loop, int fd, uint32_t events, pv_fd_cb cb, v
 int pv_loop_mod_fd(struct pv_loop *loop, int fd, uint32_t events);
 int pv_loop_del_fd(struct pv_loop *loop, int fd);
 
+/* A watch for fds another module puts into the loop's epoll set itself
+ * (event-channel ports attached edge-triggered, pv_evtchn_attach): it gets
+ * *epfd and *tag to register them with (data.u64); `cb` runs with fd = *id
+ * when any of them fires. *id (< -1, never a real fd) is for
+ * pv_loop_del_fd(), once none of those fds is in the set any more. */
+int pv_loop_add_tag(struct pv_loop *loop, pv_fd_cb cb, void *arg, int *id, int *epfd,
+		    uint64_t *tag);
+
 /* One-shot timer firing after `delay_ns`. Returns an id > 0 or -errno. */
 int64_t pv_loop_add_timer(struct pv_loop *loop, uint64_t delay_ns, pv_timer_cb cb, void *arg);
 void pv_loop_cancel_timer(struct pv_loop *loop, int64_t id);

@@ -241,6 +241,8 @@ static void reply_port(struct ctx *x, const struct hvd_port *p)
 {
 	add_fd(x, p->chan->fd[p->side]);   /* ours to read */
 	add_fd(x, p->chan->wr[!p->side]);  /* into the peer's: ours to write */
+	add_fd(x, p->chan->flags);         /* both sides' pending flags */
+	x->arg[0] = p->side;
 }
 
 static int op_ec_alloc_unbound(struct ctx *x)
@@ -263,16 +265,11 @@ static int op_ec_alloc_unbound(struct ctx *x)
 		ch->fd[i] = pp[0];
 		ch->wr[i] = pp[1];
 	}
-	port = ch->fd[0] < 0 || ch->fd[1] < 0 ? -EMFILE
+	ch->flags = hvd_sealed_memfd("pvnet-evtchn", HVP_EC_FLAGS_SIZE);
+	port = ch->fd[0] < 0 || ch->fd[1] < 0 || ch->flags < 0 ? -EMFILE
 		: hvd_ec_alloc_unbound(&x->c->dom->ec, a.remote_dom, ch, x->c);
 	if (port < 0) {
-		for (int i = 0; i < 2; i++) {
-			if (ch->fd[i] >= 0)
-				close(ch->fd[i]);
-			if (ch->wr[i] >= 0)
-				close(ch->wr[i]);
-		}
-		free(ch);
+		hvd_chan_free(ch);
 		return port;
 	}
 	a.port = (evtchn_port_t)port;

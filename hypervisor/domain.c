@@ -37,11 +37,9 @@ struct hvd_domain *hvd_domain_get(struct hvd *h, uint32_t domid)
 	return domid < DOMID_FIRST_RESERVED ? h->dom[domid] : NULL;
 }
 
-/* A sealed memfd of `bytes` bytes mapped read-write. */
-static int make_memfd(const char *name, size_t bytes, int *fd_out, void **map_out)
+int hvd_sealed_memfd(const char *name, size_t bytes)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	void *p;
 	int r;
 
 	if (fd < 0)
@@ -51,6 +49,18 @@ static int make_memfd(const char *name, size_t bytes, int *fd_out, void **map_ou
 		close(fd);
 		return r;
 	}
+	return fd;
+}
+
+/* A sealed memfd of `bytes` bytes mapped read-write. */
+static int make_memfd(const char *name, size_t bytes, int *fd_out, void **map_out)
+{
+	int fd = hvd_sealed_memfd(name, bytes);
+	void *p;
+	int r;
+
+	if (fd < 0)
+		return fd;
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		r = -errno;
@@ -304,12 +314,16 @@ static struct hvd_evtchn *lookup_ec(void *ctx, domid_t domid)
 	return d && d->ec.ports ? &d->ec : NULL;
 }
 
-static void free_chan(struct hvd_chan *ch)
+void hvd_chan_free(struct hvd_chan *ch)
 {
 	for (int i = 0; i < 2; i++) {
-		close(ch->fd[i]);
-		close(ch->wr[i]);
+		if (ch->fd[i] >= 0)
+			close(ch->fd[i]);
+		if (ch->wr[i] >= 0)
+			close(ch->wr[i]);
 	}
+	if (ch->flags >= 0)
+		close(ch->flags);
 	free(ch);
 }
 
@@ -328,7 +342,7 @@ static struct hvd_conn *close_port(struct hvd *h, struct hvd_domain *d, evtchn_p
 		hvd_notice(told, PV_NOTICE_PORT_CLOSED, d->domid, rport, 0);
 	}
 	if (dead)
-		free_chan(dead);
+		hvd_chan_free(dead);
 	return told;
 }
 

@@ -2,9 +2,12 @@
  * hypervisor/evtchn.h — event channels, shaped like libxenevtchn.
  *
  * What: alloc unbound, bind interdomain, notify, pending/unmask, unbind,
- * status. Each port end reads its own pipe: notify is one write(2) into the
- * peer's pipe and never a round trip to the hypervisor. The handle's fd is
- * pollable (epoll): readable when some port of this handle is pending.
+ * status. Each port end reads its own pipe: notify is at most one write(2)
+ * into the peer's pipe (none while the peer is pending already: a flag in a
+ * page both ends map) and never a round trip to the hypervisor. The handle's
+ * fd is pollable (epoll): readable when some port of this handle is pending.
+ * Or, faster, pv_evtchn_attach() puts the ports edge-triggered into the
+ * caller's own epoll set; pending() then costs no syscall.
  * Semantics as on Xen (xen-protocols.md §6): pending/masked bits, sends
  * coalesce, pv_evtchn_pending() returns a port already masked and cleared (the
  * caller unmasks it after handling), a masked port that becomes pending fires
@@ -41,6 +44,15 @@ int pv_evtchn_bind_unbound_port(struct pv_evtchn *ec, uint32_t remote_domid);
 int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid, evtchn_port_t remote_port);
 int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port);
 int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port);
+/* Deliver this handle's events into the caller's epoll set `epfd` (ports
+ * bound now and later, EPOLLIN | EPOLLET, data.u64 = tag) instead of the
+ * handle's own fd, which then never becomes readable. When epfd reports
+ * `tag`, call pv_evtchn_pending() until -EAGAIN (it makes no syscall then;
+ * unmask() makes one only for a port that became pending while masked).
+ * Once per handle (-EINVAL if attached already); epfd -1 detaches (the
+ * ports go back to the handle's own fd). Close or detach the handle before
+ * closing epfd. 0 or -errno. */
+int pv_evtchn_attach(struct pv_evtchn *ec, int epfd, uint64_t tag);
 /* Next pending port (masked and cleared), or -EAGAIN if none. */
 int pv_evtchn_pending(struct pv_evtchn *ec);
 int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port);

@@ -15,8 +15,11 @@
  * own open file (its read end, the peer's write end), so neither can make
  * the other's reads or writes block. The pipes outlive rebinding: refs count
  * the ports that hold them, and the caller frees them (closes the fds) when
- * close reports the last reference gone. Pending and mask bits live on the
- * client side; this module never touches the fds.
+ * close reports the last reference gone. Each channel also has a page both
+ * sides map (`flags`, HVP_EC_FLAGS_SIZE): side s's pending flag, which the
+ * peer sets when it notifies and s clears when it takes the event, so that a
+ * notify writes the pipe only when the flag goes from 0 to 1. Mask bits live
+ * on the client side; this module never touches the fds.
  * No sockets, no syscalls.
  * Thread: the daemon's loop thread only.
  * Errors: port numbers >= 1, or -errno (-EINVAL, -ESRCH, -ENOSPC).
@@ -32,6 +35,7 @@
 struct hvd_chan {
 	int fd[2];                 /* read ends: side s reads fd[s] */
 	int wr[2];                 /* write ends: wr[s] writes into fd[s] */
+	int flags;                 /* memfd: the two sides' pending flags (proto.h) */
 	uint32_t refs;
 };
 

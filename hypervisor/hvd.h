@@ -165,6 +165,11 @@ int hvd_domain_set_memory(struct hvd_domain *d, int memfd, uint32_t pages);
 void hvd_conn_release(struct hvd_conn *c);
 /* Close `port` of c's domain (owned by c): peers are told. */
 int hvd_port_close(struct hvd_conn *c, evtchn_port_t port);
+/* A memfd of `bytes` bytes sealed against shrinking, growing and resealing
+ * (the fd, or -errno). */
+int hvd_sealed_memfd(const char *name, size_t bytes);
+/* Close a channel's fds (those >= 0) and free it. */
+void hvd_chan_free(struct hvd_chan *ch);
 void hvd_domain_info(struct hvd_domain *d, struct hvp_dominfo *out);
 
 /* ---- requests: dispatch.c --------------------------------------------------- */

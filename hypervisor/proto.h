@@ -37,6 +37,10 @@
 #define HVP_MAX_MSG   16384     /* no message is longer */
 #define HVP_MAX_PORT  131071u   /* no event-channel port above (the FIFO ABI's limit) */
 #define HVP_MAX_GRANT_FRAMES 1024u /* no grant table is larger (512 v1 entries per frame) */
+/* An event channel's flags memfd: at least this long; side s's pending flag
+ * is the uint32_t at offset s * HVP_EC_FLAG_STRIDE (own cache lines). */
+#define HVP_EC_FLAGS_SIZE 4096u
+#define HVP_EC_FLAG_STRIDE 64u
 
 enum hvp_op {
 	HVP_HELLO = 1,        /* -> hvp_hello + notice socket */
@@ -46,8 +50,9 @@ enum hvp_op {
 	HVP_MAP,              /* count x gnttab_map_grant_ref_t -> same + views + memfds */
 	HVP_UNMAP,            /* count x gnttab_unmap_grant_ref_t -> same */
 	HVP_COPY,             /* count x gnttab_copy_t -> count x int16 status */
-	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + 2 fds (read end, peer's write end) */
-	HVP_EC_BIND,          /* evtchn_bind_interdomain_t -> same + 2 fds (likewise) */
+	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + arg0 side + 3 fds (read end,
+			       * peer's write end, flags memfd) */
+	HVP_EC_BIND,          /* evtchn_bind_interdomain_t -> same + arg0 side + 3 fds (likewise) */
 	HVP_EC_CLOSE,         /* arg0 port */
 	HVP_EC_STATUS,        /* evtchn_status_t -> same */
 	HVP_SUSPEND,          /* -> ret 1 (cancelled) or 0 + hvp_resume */

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/un.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <cmocka.h>
 
 #include "common/loop.h"
@@ -122,6 +123,43 @@ static void test_loop(void **state)
 	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
 }
 
+static void on_tag(struct pv_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	int *seen = arg;
+	(void)loop; (void)ev;
+	*seen = fd;
+}
+
+/* A tag watch: fds registered by someone else fire its callback with its id. */
+static void test_loop_tag(void **state)
+{
+	struct pv_loop *loop = pv_loop_new();
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	int p[2], id = 0, id2 = 0, epfd = -1, seen = 0;
+	uint64_t tag = 0, tag2 = 0;
+
+	assert_non_null(loop);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pv_loop_add_tag(loop, on_tag, &seen, &id, &epfd, &tag), 0);
+	assert_int_equal(pv_loop_add_tag(loop, on_tag, &seen, &id2, &epfd, &tag2), 0);
+	assert_true(id < -1 && id2 < -1 && id != id2 && tag != tag2 && epfd >= 0);
+	ev.data.u64 = tag2;
+	assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_ADD, p[0], &ev), 0);
+	assert_int_equal(write(p[1], "1", 1), 1);
+	assert_int_equal(pv_loop_run_once(loop, 1000), 0);
+	assert_int_equal(seen, id2);
+	/* Edge-triggered: once per write. */
+	seen = 0;
+	assert_int_equal(pv_loop_run_once(loop, 50), 0);
+	assert_int_equal(seen, 0);
+	assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_DEL, p[0], NULL), 0);
+	assert_int_equal(pv_loop_del_fd(loop, id2), 0);
+	assert_int_equal(pv_loop_del_fd(loop, id2), -ENOENT);
+	pv_loop_free(loop);   /* frees the other tag watch */
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_sbuf(void **state)
 {
 	struct pv_sbuf b = { 0 };
@@ -203,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_fd_passing),
 		cmocka_unit_test(test_loop),
+		cmocka_unit_test(test_loop_tag),
 		cmocka_unit_test(test_sbuf),
 		cmocka_unit_test(test_accept_shed),
 	};

@@ -131,7 +131,8 @@ static pid_t bare_open(struct pingpong *x, int rounds)
 }
 
 /* Wait for our port, take it, unmask it: what a pvnet driver does per event
- * (its loop, common/loop.c, waits in epoll_wait on the handle's fd). */
+ * (its loop waits in epoll_wait; the handle is attached to that epoll set,
+ * pv_evtchn_attach, as netback's and netfront's are). */
 static void ec_wait(struct pv_evtchn *ec, int port, int loop_fd)
 {
 	struct epoll_event ev;
@@ -147,12 +148,11 @@ static void ec_wait(struct pv_evtchn *ec, int port, int loop_fd)
 	CHECK(pv_evtchn_unmask(ec, (evtchn_port_t)port) == 0);
 }
 
-static int loop_fd_for(int fd)
+static int loop_fd_for(struct pv_evtchn *ec)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	CHECK(ep >= 0 && pv_evtchn_attach(ec, ep, 1) == 0);
 	return ep;
 }
 
@@ -166,7 +166,7 @@ static int ec_child(void *arg)
 
 	pin(pin_child);
 	CHECK(ec);
-	lfd = loop_fd_for(pv_evtchn_fd(ec));
+	lfd = loop_fd_for(ec);
 	port = pv_evtchn_bind_unbound_port(ec, 0);
 	CHECK(port > 0);
 	hvt_put(x->sv[1], (uint32_t)port);
@@ -178,8 +178,8 @@ static int ec_child(void *arg)
 			CHECK(pv_evtchn_notify(ec, (evtchn_port_t)port) == 0);
 		}
 	}
-	close(lfd);
 	pv_evtchn_close(ec);
+	close(lfd);
 	return 0;
 }
 
@@ -196,7 +196,7 @@ static void ec_pair_open(struct ec_pair *e, int rounds)
 	e->child = hvt_fork(ec_child, &e->x);
 	e->ec = pv_evtchn_open(H.sock);
 	CHECK(e->ec);
-	e->lfd = loop_fd_for(pv_evtchn_fd(e->ec));
+	e->lfd = loop_fd_for(e->ec);
 	e->port = pv_evtchn_bind_interdomain(e->ec, 1, hvt_get(e->x.sv[0]));
 	CHECK(e->port > 0);
 	CHECK(pv_evtchn_pending(e->ec) == e->port); /* the binding's first event */
@@ -435,8 +435,8 @@ int main(void)
 		}
 		CHECK(hvt_wait(e.child) == 0);
 		CHECK(hvt_wait(bare_pid) == 0);
-		close(e.lfd);
 		pv_evtchn_close(e.ec);
+		close(e.lfd);
 		lat_bare = median(la, LRUNS);
 		lat_pv = median(lb, LRUNS);
 		rtt[place] = median(lr, LRUNS);

@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1255,9 +1256,10 @@ static void test_attach_lies(void **state)
  * ====================================================================== */
 
 enum ec_lie {
-	EL_HONEST, EL_ONE_FD, EL_NO_FD, EL_THREE_FDS, EL_PORT0, EL_PORT_BIG, EL_PORT_DUP,
+	EL_HONEST, EL_ONE_FD, EL_NO_FD, EL_TWO_FDS, EL_FOUR_FDS, EL_PORT0, EL_PORT_BIG, EL_PORT_DUP,
 	EL_SHORT, EL_LONG, EL_NOT_POLLABLE, EL_ERROR, EL_BIND_SHORT, EL_BIND_PORT_BIG,
 	EL_STATUS_SHORT, EL_STATUS_LONG, EL_BLOCKING, EL_NOTICES, EL_STATUS_BOGUS,
+	EL_FLAGS_SHORT, EL_FLAGS_UNSEALED, EL_FLAGS_PIPE, EL_SIDE,
 };
 
 #define EC_PORT 5
@@ -1269,7 +1271,7 @@ static int sc_ec(int lie)
 	struct evtchn_status s;
 	uint8_t pay[64] = { 0 };
 	int pin[2], pout[2], fds[4];
-	unsigned nfds = 2;
+	unsigned nfds = 3;
 	size_t len;
 	struct lreq q;
 	struct hvp_hdr h;
@@ -1292,7 +1294,8 @@ static int sc_ec(int lie)
 	CHECK(pipe2(pout, O_CLOEXEC | (lie == EL_BLOCKING ? 0 : O_NONBLOCK)) == 0);
 	fds[0] = pin[0];
 	fds[1] = pout[1];
-	fds[2] = pin[0];
+	fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
+	fds[3] = pin[0];
 	if (lie == EL_BIND_SHORT || lie == EL_BIND_PORT_BIG) {
 		lr_expect(&q, HVP_EC_BIND);
 		CHECK_EQ(q.len, sizeof(b));
@@ -1302,20 +1305,23 @@ static int sc_ec(int lie)
 		b.local_port = lie == EL_BIND_PORT_BIG ? LR_MAX_PORT + 1 : EC_PORT;
 		memcpy(pay, &b, sizeof(b));
 		len = sizeof(b) - (lie == EL_BIND_SHORT ? 4 : 0);
-		lr_reply(lr_hdr(&q, 0), pay, len, fds, 2);
+		lr_reply(lr_hdr(&q, 0), pay, len, fds, 3);
+		close(fds[2]);
 		lr_close_all(pin, 2);
 		lr_close_all(pout, 2);
 		return lr_end();
 	}
 	if (lie == EL_PORT_DUP) {   /* port EC_PORT, honestly, first */
-		int p1[2], p2[2], f[2];
+		int p1[2], p2[2], f[3];
 		CHECK(pipe2(p1, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(p2, O_CLOEXEC | O_NONBLOCK) == 0);
 		lr_expect(&q, HVP_EC_ALLOC_UNBOUND);
 		memcpy(&a, q.body, sizeof(a));
 		a.port = EC_PORT;
 		f[0] = p1[0];
 		f[1] = p2[1];
-		lr_reply(lr_hdr(&q, 0), &a, sizeof(a), f, 2);
+		f[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
+		lr_reply(lr_hdr(&q, 0), &a, sizeof(a), f, 3);
+		close(f[2]);
 		lr_close_all(p1, 2);
 		lr_close_all(p2, 2);
 	}
@@ -1330,7 +1336,12 @@ static int sc_ec(int lie)
 	switch (lie) {
 	case EL_ONE_FD:       nfds = 1; break;
 	case EL_NO_FD:        nfds = 0; break;
-	case EL_THREE_FDS:    nfds = 3; break;
+	case EL_TWO_FDS:    nfds = 2; break;
+	case EL_FOUR_FDS:     nfds = 4; break;
+	case EL_FLAGS_SHORT:  close(fds[2]); fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE - 1, true); break;
+	case EL_FLAGS_UNSEALED: close(fds[2]); fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, false); break;
+	case EL_FLAGS_PIPE:   close(fds[2]); fds[2] = dup(pin[0]); break;
+	case EL_SIDE:         h.arg[0] = 2; break;
 	case EL_PORT0:        a.port = 0; break;
 	case EL_PORT_BIG:     a.port = LR_MAX_PORT + 1; break;
 	case EL_SHORT:        len -= 4; break;
@@ -1339,12 +1350,17 @@ static int sc_ec(int lie)
 	case EL_ERROR:        h.ret = -ENOSPC; break;
 	case EL_NOTICES:      h.notice_seq = 1; break;
 	}
-	/* As dispatch.c: a new binding's first event is in its pipe. */
+	/* An event already pending: its flag (side 0's) set, its byte sent. */
+	{
+		uint32_t one = 1;
+		CHECK(lie == EL_FLAGS_PIPE || pwrite(fds[2], &one, 4, 0) == 4);
+	}
 	CHECK(write(pin[1], "e", 1) == 1);
 	memcpy(pay, &a, sizeof(a));
 	lr_reply(h, pay, len, fds, nfds);
 	if (fds[0] != pin[0])
 		close(fds[0]);
+	close(fds[2]);
 	close(pin[0]);
 	close(pout[1]);
 	if (lie == EL_NOTICES) {
@@ -1368,9 +1384,14 @@ static int sc_ec(int lie)
 }
 
 static const struct { int lie; const char *name; int want; } ec_lies[] = {
-	{ EL_ONE_FD,       "one fd instead of two", -EPROTO },
+	{ EL_ONE_FD,       "one fd instead of three", -EPROTO },
 	{ EL_NO_FD,        "no fd", -EPROTO },
-	{ EL_THREE_FDS,    "three fds", -EPROTO },
+	{ EL_TWO_FDS,    "two fds (no flags page)", -EPROTO },
+	{ EL_FOUR_FDS,     "four fds", -EPROTO },
+	{ EL_FLAGS_SHORT,  "a flags page one byte short", -EPROTO },
+	{ EL_FLAGS_UNSEALED, "an unsealed flags page (could shrink under us)", -EPROTO },
+	{ EL_FLAGS_PIPE,   "a pipe for the flags page", -EPROTO },
+	{ EL_SIDE,         "side 2 of a two-sided channel", -EPROTO },
 	{ EL_PORT0,        "port 0", -EPROTO },
 	{ EL_PORT_BIG,     "port above max_port", -EPROTO },
 	{ EL_SHORT,        "reply payload 4 bytes short", -EPROTO },
@@ -1458,6 +1479,103 @@ static void test_evtchn_honest(void **state)
 	assert_int_equal(pv_evtchn_notify(ec, EC_PORT), 0);
 	pv_evtchn_close(ec);
 	liar_finish("honest channel");
+}
+
+/* A hostile peer on port 5 (its pipe into the client filled to the brim,
+ * the client's flag set without a byte's worth of meaning, its own flag
+ * stuck at 1) and an honest one on port 6 of the same handle. */
+static uint32_t *lr_flags_map(int fd)
+{
+	void *p = mmap(NULL, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	CHECK(p != MAP_FAILED);
+	return p;
+}
+
+static int sc_ec_hostile(int lie)
+{
+	int a_in[2], a_out[2], b_in[2], b_out[2], fds[3];
+	struct evtchn_alloc_unbound a;
+	uint32_t *fa = NULL, *fb = NULL;
+	static char junk[4096];
+	struct lreq q;
+	struct hvp_hdr h;
+	char c;
+
+	(void)lie;
+	lr_hello();
+	CHECK(pipe2(a_in, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(a_out, O_CLOEXEC | O_NONBLOCK) == 0);
+	CHECK(pipe2(b_in, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(b_out, O_CLOEXEC | O_NONBLOCK) == 0);
+	for (int port = 5; port <= 6; port++) {
+		lr_expect(&q, HVP_EC_ALLOC_UNBOUND);
+		memcpy(&a, q.body, sizeof(a));
+		a.port = (evtchn_port_t)port;
+		fds[0] = port == 5 ? a_in[0] : b_in[0];
+		fds[1] = port == 5 ? a_out[1] : b_out[1];
+		fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
+		if (port == 5)
+			fa = lr_flags_map(fds[2]);
+		else
+			fb = lr_flags_map(fds[2]);
+		h = lr_hdr(&q, 0);
+		h.arg[0] = 0;
+		lr_reply(h, &a, sizeof(a), fds, 3);
+		close(fds[2]);
+	}
+	/* Port 5: the pipe full, both flags set. */
+	while (write(a_in[1], junk, sizeof(junk)) > 0)
+		;
+	__atomic_store_n(&fa[0], 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&fa[HVP_EC_FLAG_STRIDE / 4], 1, __ATOMIC_SEQ_CST);
+	/* Port 6: an honest notify. */
+	__atomic_store_n(&fb[0], 1, __ATOMIC_SEQ_CST);
+	CHECK(write(b_in[1], "n", 1) == 1);
+	if (lr_end() != 0)
+		return 1;
+	/* The client answered on 6; on 5 the stuck flag ate its notify. */
+	CHECK(read(b_out[0], &c, 1) == 1);
+	CHECK(read(a_out[0], &c, 1) < 0 && errno == EAGAIN);
+	CHECK(__atomic_load_n(&fb[HVP_EC_FLAG_STRIDE / 4], __ATOMIC_SEQ_CST) == 1);
+	lr_close_all(a_in, 2);
+	lr_close_all(a_out, 2);
+	lr_close_all(b_in, 2);
+	lr_close_all(b_out, 2);
+	return 0;
+}
+
+static void test_evtchn_hostile_peer(void **state)
+{
+	const char *name = "a full pipe and stuck flags on another port";
+	bool got5 = false, got6 = false;
+	struct pv_evtchn *ec;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	liar_start(sc_ec_hostile, 0);
+	ec = pv_evtchn_open(L.sock);
+	LIE_TRUE(name, ec != NULL && ep >= 0);
+	LIE_EQ(name, pv_evtchn_attach(ec, ep, 9), 0);
+	LIE_EQ(name, pv_evtchn_bind_unbound_port(ec, 3), 5);
+	LIE_EQ(name, pv_evtchn_bind_unbound_port(ec, 3), 6);
+	for (uint64_t end = pv_now_ns() + 5000000000ull; !(got5 && got6) && pv_now_ns() < end;) {
+		struct epoll_event ev;
+		int p;
+
+		if (epoll_wait(ep, &ev, 1, 100) != 1)
+			continue;
+		LIE_EQ(name, ev.data.u64, 9);
+		while ((p = pv_evtchn_pending(ec)) > 0) {
+			got5 |= p == 5;
+			got6 |= p == 6;
+			LIE_EQ(name, pv_evtchn_unmask(ec, (evtchn_port_t)p), 0);
+		}
+		LIE_EQ(name, p, -EAGAIN);
+	}
+	LIE_TRUE(name, got5 && got6);
+	LIE_EQ(name, pv_evtchn_notify(ec, 5), 0);
+	LIE_EQ(name, pv_evtchn_notify(ec, 6), 0);
+	pv_evtchn_close(ec);
+	close(ep);
+	liar_finish(name);
 }
 
 /* ======================================================================
@@ -1821,6 +1939,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evtchn_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_more_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_honest, fd_setup, fd_teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_hostile_peer, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_dom_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_attach_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_ret_not_errno, fd_setup, fd_teardown),
