@@ -40,7 +40,7 @@ struct nfd_thread {
 	pthread_t th;
 	int epfd, kickfd;
 	atomic_bool stop;
-	int ec_fd;                  /* event channel fd registered in epfd, -1 none */
+	struct pv_evtchn *ec;       /* the queue's handle attached to epfd, NULL none */
 	uint64_t ec_gen;
 	bool tap_armed;
 	bool tx_blocked;            /* ring full: wait for tx completions */
@@ -721,30 +721,46 @@ static void freeze_point(struct nfd_thread *t)
 	pthread_mutex_unlock(&rt->fz_lock);
 }
 
-/* Follow the queue: (re)register its event channel when it is rebuilt. */
+/* Follow the queue: attach its event channel handle to our epoll set when
+ * it is rebuilt (its ports then fire edge-triggered here, and taking an
+ * event costs no syscall). Under rx_lock, which the queue's set-up and
+ * teardown hold: the handle cannot go meanwhile. */
 static void sync_evtchn(struct nfd_thread *t)
 {
 	struct nf_queue *q = &t->d->queues[t->idx];
+	struct pv_evtchn *ec;
 	uint64_t gen;
-	int fd;
+	int r;
 
 	pthread_mutex_lock(&q->rx_lock);
 	gen = q->gen;
-	fd = usable(q, gen) && q->ec ? pv_evtchn_fd(q->ec) : -1;
-	pthread_mutex_unlock(&q->rx_lock);
-	if (fd == t->ec_fd && gen == t->ec_gen)
+	ec = usable(q, gen) ? q->ec : NULL;
+	if (ec == t->ec && gen == t->ec_gen) {
+		pthread_mutex_unlock(&q->rx_lock);
 		return;
-	if (t->ec_fd >= 0)
-		epoll_ctl(t->epfd, EPOLL_CTL_DEL, t->ec_fd, NULL);
-	t->ec_fd = -1;
+	}
+	t->ec = NULL;
 	t->ec_gen = gen;
 	t->rx_more = false;
 	t->tx_blocked = false;
-	if (fd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_EVTCHN };
-		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-			t->ec_fd = fd;
-	}
+	/* A closed handle left our set when it was closed; -EINVAL: this one
+	 * is attached here already (only this thread attaches it). */
+	if (ec && ((r = pv_evtchn_attach(ec, t->epfd, TAG_EVTCHN)) == 0 || r == -EINVAL))
+		t->ec = ec;
+	pthread_mutex_unlock(&q->rx_lock);
+}
+
+/* The thread ends before its epoll set: the queue's handle, if it is still
+ * the one we attached, goes back to its own set. */
+static void unsync_evtchn(struct nfd_thread *t)
+{
+	struct nf_queue *q = &t->d->queues[t->idx];
+
+	pthread_mutex_lock(&q->rx_lock);
+	if (t->ec && t->ec == q->ec)
+		(void)pv_evtchn_attach(q->ec, -1, 0);
+	t->ec = NULL;
+	pthread_mutex_unlock(&q->rx_lock);
 }
 
 static bool backlog_waiting(const struct nf_dev *d, unsigned idx)
@@ -804,6 +820,7 @@ static void *dthread_main(void *arg)
 		if (tap_ready || (want_tap && backlog_waiting(d, t->idx)))
 			xmit_burst(t);
 	}
+	unsync_evtchn(t);
 	pthread_mutex_lock(&t->rt->fz_lock);
 	t->rt->fz_threads--;
 	pthread_cond_broadcast(&t->rt->fz_cond);
@@ -842,7 +859,6 @@ static struct nfd_thread *thread_new(struct gr_rt *rt, struct nf_dev *d, unsigne
 	t->rt = rt;
 	t->d = d;
 	t->idx = i;
-	t->ec_fd = -1;
 	t->rl = (struct pv_ratelimit)PV_RATELIMIT_INIT(5000, 5);
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

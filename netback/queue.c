@@ -82,7 +82,12 @@ static void go_idle(struct nb_queue *q)
 	q->idle = true;
 	q->tx_kick = q->rx_kick = false;
 	nb_q_tap_watch(q, false);
-	(void)pv_loop_del_fd(q->loop, pv_evtchn_fd(q->ec));
+	/* The ports go back to the handle's own set, which nobody watches
+	 * (events on them cost us nothing now); then the watch goes. */
+	(void)pv_evtchn_attach(q->ec, -1, 0);
+	if (q->ec_watch)
+		(void)pv_loop_del_fd(q->loop, q->ec_watch);
+	q->ec_watch = 0;
 	if (q->stalled) {
 		q->stalled = false;
 		nb_vif_queue_stalled(q->cfg.vif, false);
@@ -310,7 +315,8 @@ static int bind_ports(struct nb_queue *q)
 
 static int setup(struct nb_queue *q)
 {
-	int r;
+	uint64_t tag;
+	int r, epfd;
 
 	/* Handed over opened when the vif was made (saves two connections to
 	 * the hypervisor per queue in the blackout), else opened here. */
@@ -337,8 +343,12 @@ static int setup(struct nb_queue *q)
 	q->loop = pv_loop_new();
 	if (!q->loop)
 		return -ENOMEM;
+	/* The ports fire edge-triggered straight into the loop's set: a
+	 * frontend's notify wakes this thread without a nested set, and
+	 * taking the event costs no syscall. */
 	if ((r = pv_loop_add_fd(q->loop, q->stop_efd, EPOLLIN, on_stop, q)) < 0 ||
-	    (r = pv_loop_add_fd(q->loop, pv_evtchn_fd(q->ec), EPOLLIN, on_evtchn, q)) < 0 ||
+	    (r = pv_loop_add_tag(q->loop, on_evtchn, q, &q->ec_watch, &epfd, &tag)) < 0 ||
+	    (r = pv_evtchn_attach(q->ec, epfd, tag)) < 0 ||
 	    (r = pv_loop_add_fd(q->loop, pv_gnttab_fd(q->gt), EPOLLIN, on_gnttab, q)) < 0 ||
 	    (r = pv_loop_add_fd(q->loop, q->cfg.tap_fd, EPOLLIN, on_tap, q)) < 0)
 		return r;
@@ -370,6 +380,11 @@ static void teardown(struct nb_queue *q)
 		q->stalled = false;
 		nb_vif_queue_stalled(q->cfg.vif, false);
 	}
+	/* The handle first: its ports leave the loop's set before it goes. */
+	if (q->ec)
+		pv_evtchn_close(q->ec);  /* unbinds our ports */
+	q->ec = NULL;
+	q->ec_watch = 0;
 	pv_loop_free(q->loop);
 	q->loop = NULL;
 	if (q->copybuf_frame >= 0)
@@ -378,9 +393,6 @@ static void teardown(struct nb_queue *q)
 		pv_page_free(q->cfg.own->pa, (uint32_t)q->rxbuf_frame, NB_RX_MAX_SLOTS);
 	q->copybuf_frame = q->rxbuf_frame = -1;
 	q->copybuf = q->rxbuf = NULL;
-	if (q->ec)
-		pv_evtchn_close(q->ec);  /* unbinds our ports */
-	q->ec = NULL;
 	if (q->gt)
 		pv_gnttab_close(q->gt);
 	q->gt = NULL;
