@@ -403,13 +403,15 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 	return 0;
 }
 
-/* Read everything in port's pipe; false at end of file (no writer left). */
+/* Read what is in port's pipe (at most its 64 KiB: a peer writing as fast
+ * as we read must not keep us here); false at end of file (no writer left). */
 static bool drain(struct ec_port *p)
 {
 	char v[4096];
 	ssize_t n;
+	int i = 0;
 
-	while ((n = read(p->in, v, sizeof(v))) == (ssize_t)sizeof(v))
+	while ((n = read(p->in, v, sizeof(v))) == (ssize_t)sizeof(v) && ++i < 16)
 		;
 	return n != 0;
 }
