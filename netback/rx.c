@@ -280,10 +280,12 @@ static uint8_t *page_of(struct nb_queue *q, unsigned req_rel)
 
 /* Copy mode: the frame's data slots into the frontend's buffers, one batch
  * (Linux xenvif_rx_copy_flush); a slot whose copy fails answers its GNTST_*
- * status, as Linux does. false if the frontend's domain is gone. */
+ * status, as Linux does. false if the frontend's domain is gone (or our views
+ * of it were revoked meanwhile). */
 static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool *failed)
 {
 	unsigned n = 0, slot[NB_RX_MAX_SLOTS];
+	uint64_t local;
 	int r;
 
 	for (unsigned i = 0; i < plan->nslots; i++) {
@@ -297,12 +299,17 @@ static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool 
 		c->dest.foreign.domid = (uint16_t)q->cfg.domid;
 		slot[n++] = i;
 	}
+	local = pv_gnttab_local_copies(q->gt);
 	r = pv_gnttab_grant_copy(q->gt, n, q->rx_copy);
 	nb_stat_add(&q->st.copy_batches, 1);
 	if (r < 0) {
 		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
 		return false;
 	}
+	/* Copied by the daemon (not all in-process): its reply may have
+	 * applied a revocation of our ring views, as tx's copies check. */
+	if (pv_gnttab_local_copies(q->gt) - local != n && nb_q_revoked(q))
+		return false;
 	*failed = false;
 	for (unsigned k = 0; k < n; k++) {
 		int16_t st = q->rx_copy[k].status;
@@ -318,7 +325,7 @@ static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool 
 		RING_GET_RESPONSE(&q->rx, q->rx.req_cons + slot[k])->status = st;
 		*failed = true;
 	}
-	return true;  /* no view of its memory was used: nothing to revoke */
+	return true;
 }
 
 /* Read one frame into the window; returns 1 if a frame was delivered or

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#include <linux/if_bridge.h>
 #include <linux/if_tun.h>
 
 #include "common/util.h"
@@ -165,6 +166,23 @@ static bool carrier_is(struct tf_vif *v, bool on)
 	return false;
 }
 
+/* Wait (up to 2 s) for the vif's bridge port to forward. */
+static bool port_forwarding(struct tf_vif *v)
+{
+	struct nif_link_info li;
+	char name[32];
+
+	vif_name(v, name, sizeof(name));
+	for (int i = 0; i < 200; i++) {
+		int idx = nif_link_index(name);
+
+		if (idx > 0 && nif_link_get(idx, &li) == 0 && li.brport_state == BR_STATE_FORWARDING)
+			return true;
+		pv_sleep_ns(10000000);
+	}
+	return false;
+}
+
 /* A missing counter reads as 0. */
 /* The case runs netback with --map-grants. */
 static bool map_grants;
@@ -195,7 +213,7 @@ static void case_handshake(struct tf_env *e)
 {
 	struct tf_vif v;
 	struct nif_link_info li;
-	char path[200], name[32], *s;
+	char path[200], name[32], *s, *st;
 	static const char *const ones[] = {
 		"feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6", "feature-ipv6-csum-offload",
 		"feature-rx-copy", "feature-multicast-control", "feature-dynamic-multicast-control",
@@ -243,16 +261,22 @@ static void case_handshake(struct tf_env *e)
 	CHECK(traffic_ok(e, &v), "traffic both ways");
 	CHECK(stat_value(e, &v, "from_guest", "packets") >= 1 && stat_value(e, &v, "to_guest", "packets") >= 1,
 	      "stats count packets both ways");
-	CHECK(stat_value(e, &v, "from_guest", "first_ns") > 0 &&
-	      stat_value(e, &v, "from_guest", "last_ns") >= stat_value(e, &v, "from_guest", "first_ns"),
+	/* Counters compared with each other: from one answer (chatter to the
+	 * new vif moves them between two). */
+	st = tf_vif_stats(e, &v);
+	CHECK(tf_stat_in(st, "from_guest", "first_ns", 0) > 0 &&
+	      tf_stat_in(st, "from_guest", "last_ns", 0) >= tf_stat_in(st, "from_guest", "first_ns", 0),
 	      "stats have first/last timestamps");
+	free(st);
 	/* A frame of at most 128 bytes in one slot is grant-copied, not mapped. */
 	CHECK(guest_to_host(e, &v, 0, 20, 9) && stat_value(e, &v, "vif", "copy_batches") >= 1,
 	      "small frames go through a grant copy (Linux's XEN_NETBACK_TX_COPY_LEN)");
-	CHECK(stat_value(e, &v, "connected_ns", "first_rx_ns") == stat_value(e, &v, "from_guest", "first_ns") &&
-	      stat_value(e, &v, "connected_ns", "last_tx_ns") == stat_value(e, &v, "to_guest", "last_ns") &&
-	      stat_value(e, &v, "connected_ns", "first_tx_ns") > 0,
+	st = tf_vif_stats(e, &v);
+	CHECK(tf_stat_in(st, "connected_ns", "first_rx_ns", 0) == tf_stat_in(st, "from_guest", "first_ns", 1) &&
+	      tf_stat_in(st, "connected_ns", "last_tx_ns", 0) == tf_stat_in(st, "to_guest", "last_ns", 1) &&
+	      tf_stat_in(st, "connected_ns", "first_tx_ns", 0) > 0,
 	      "first/last_tx/rx_ns as the vif netdev counts (the toolstack's keys)");
+	free(st);
 }
 
 static void case_queues(struct tf_env *e, unsigned nq, bool split)
@@ -923,6 +947,9 @@ static void case_rx_stall(struct tf_env *e)
 	tf_rx_post(&v, 0, PV_NET_RX_RING_SIZE);
 	CHECK(tf_log_wait(e, "Guest Rx ready", 3000), "\"Guest Rx ready\" once buffers are posted");
 	CHECK(carrier_is(&v, true), "carrier back on");
+	/* The kernel re-enables the bridge port after the carrier, on its own
+	 * time (linkwatch): a frame sent before that is dropped by the bridge. */
+	CHECK(port_forwarding(&v), "the bridge port forwards again");
 	CHECK(host_to_guest(e, &v, 80, 4), "frames flow again");
 }
 
@@ -987,10 +1014,18 @@ static void rx_prod_fault(struct tf_env *e, RING_IDX ahead, const char *expect)
 	struct pair p;
 	struct tf_queue *q;
 	uint8_t f[256];
+	char path[200];
 	size_t len;
 
 	if (!pair_up(e, &p))
 		return;
+	/* No frame of the kernel's chatter to the new vif (IPv6, IGMP: all
+	 * multicast) may be half delivered when we move the producer: netback
+	 * would see req_cons already past it and stop at another check. So A
+	 * filters multicast (nothing subscribed), and what was in flight lands. */
+	snprintf(path, sizeof(path), "%s/request-multicast-control", p.a.fe);
+	xs_write(e->xs, XBT_NULL, path, "1", 1);
+	pv_sleep_ns(200000000);
 	q = &p.a.q[0];
 	CHECK(q->rx.sring->req_prod != q->rx.sring->rsp_prod, "rx requests are posted ahead");
 	q->rx.sring->req_prod = q->rx.sring->rsp_prod + ahead;

@@ -277,19 +277,34 @@ fail:
 	return NULL;
 }
 
+char *tf_vif_stats(struct tf_env *e, const struct tf_vif *v)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "stats vif%u.%u", v->d->domid, v->devid);
+	return tf_ctl(e, cmd);
+}
+
+unsigned long long tf_stat_in(const char *stats, const char *dir, const char *key,
+			      unsigned long long missing)
+{
+	const char *p;
+	char pat[64];
+
+	if (!stats || !(p = strstr(stats, dir)))
+		return missing;
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	if (!(p = strstr(p, pat)))
+		return missing;
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
 unsigned long long tf_vif_stat(struct tf_env *e, const struct tf_vif *v, const char *dir,
 			       const char *key, unsigned long long missing)
 {
-	char cmd[64], *s, *p, pat[64];
-	unsigned long long val = missing;
+	char *s = tf_vif_stats(e, v);
+	unsigned long long val = tf_stat_in(s, dir, key, missing);
 
-	snprintf(cmd, sizeof(cmd), "stats vif%u.%u", v->d->domid, v->devid);
-	s = tf_ctl(e, cmd);
-	if (s && (p = strstr(s, dir))) {
-		snprintf(pat, sizeof(pat), "\"%s\":", key);
-		if ((p = strstr(p, pat)))
-			val = strtoull(p + strlen(pat), NULL, 10);
-	}
 	free(s);
 	return val;
 }

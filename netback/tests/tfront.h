@@ -136,8 +136,15 @@ struct tf_vif {
 int tf_vif_add(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v);
 int tf_vif_add_bridge(struct tf_env *e, struct tf_dom *d, unsigned devid, struct tf_vif *v,
 		      const char *bridge);
-/* One counter of the vif's `stats` answer (netback's control socket):
- * `key` in the object `dir` ("vif", "from_guest", ...), or `missing`. */
+/* The vif's `stats` answer (netback's control socket), malloc'ed, or NULL. */
+char *tf_vif_stats(struct tf_env *e, const struct tf_vif *v);
+/* One counter of such an answer: `key` in the object `dir` ("vif",
+ * "from_guest", ...), or `missing`. Counters compared with each other must
+ * come from one answer: traffic (the kernel's IPv6 and IGMP chatter to a
+ * new vif) moves them between two. */
+unsigned long long tf_stat_in(const char *stats, const char *dir, const char *key,
+			      unsigned long long missing);
+/* tf_stat_in() of a fresh answer. */
 unsigned long long tf_vif_stat(struct tf_env *e, const struct tf_vif *v, const char *dir,
 			       const char *key, unsigned long long missing);
 /* Backend state (-1 if unreadable) and waiting for one. */
