@@ -34,7 +34,11 @@
  *   writes nothing more); unmask() re-arms its registration (EPOLL_CTL_MOD
  *   of a readable fd reports it again) so that it fires, as on Xen.
  * A peer that lies with the flags (sets ours without writing, clears its
- * own, fills our pipe) only loses or invents events on its own channel.
+ * own, fills our pipe) only loses or invents events on its own channel; one
+ * that writes bytes without the flag wakes us for nothing: drivers count a
+ * wake-up without an event as an event storm's (evtchn.h). Attached mode
+ * needs a kernel that wakes an edge-triggered pipe reader at every write
+ * (Linux 5.14+): attach() asks once and refuses otherwise.
  *
  * notify() may run in other threads while the owner unbinds: the `out` fd
  * numbers are never closed while the handle lives; an unbound port's number
@@ -208,22 +212,24 @@ static void *map_flags(struct pv_evtchn *ec, int fd)
 	return p;
 }
 
-/* An unbound port's page: private memory from now on, for racing notifies. */
+/* An unbound port's page: private memory from now on, for racing notifies
+ * (the address is never unmapped while the handle lives). */
 static void retire_flags(struct pv_evtchn *ec, void *page)
 {
 	if (ec->nretired == ec->cap_retired) {
 		unsigned ncap = ec->cap_retired * 2 + 8;
 		void **r = realloc(ec->retired, ncap * sizeof(*r));
 
-		if (!r) /* keep the mapping: a small leak rather than a fault */
-			return;
-		ec->retired = r;
-		ec->cap_retired = ncap;
+		if (r) {
+			ec->retired = r;
+			ec->cap_retired = ncap;
+		}
 	}
 	if (mmap(page, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-		return;
-	ec->retired[ec->nretired++] = page;
+		return;  /* still the channel's page: a stale notify is a spurious event */
+	if (ec->nretired < ec->cap_retired)
+		ec->retired[ec->nretired++] = page;  /* else kept out of reuse for good */
 }
 
 /* Take the port the reply of alloc_unbound / bind_interdomain gave us.
@@ -256,8 +262,8 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
 	if (r < 0) {
 		close(in);
 		close(out);
-		if (page)
-			munmap(page, HVP_EC_FLAGS_SIZE);
+		if (page)  /* maybe a retired address a stale notify still holds */
+			retire_flags(ec, page);
 		return r;
 	}
 	if (ec->nspare) {
@@ -277,8 +283,17 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
 	p->mine = (uint32_t *)((uint8_t *)page + side * HVP_EC_FLAG_STRIDE);
 	__atomic_store_n(&p->peer, (uint32_t *)((uint8_t *)page + (1 - side) * HVP_EC_FLAG_STRIDE),
 			 __ATOMIC_RELAXED);
-	if (bound)  /* its byte is in the pipe already (dispatch.c) */
+	if (bound) {
+		static const char one = 1;
+
+		/* Our first event: its byte is in the pipe already (dispatch.c). */
 		__atomic_store_n(p->mine, 1, __ATOMIC_SEQ_CST);
+		/* The port we bound to may have outlived an earlier peer that
+		 * set its flag and never wrote (it died, or unbound, in
+		 * between): with the flag set nobody would write again. */
+		if (__atomic_load_n(p->peer, __ATOMIC_SEQ_CST))
+			(void)!write(out, &one, 1);
+	}
 	__atomic_store_n(&p->out, out, __ATOMIC_RELEASE);
 	ec->bound[ec->nbound++] = port;
 	ec->last = port;
@@ -373,6 +388,7 @@ int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 		ec->last = ec->bound[0];
 	out = p->out;
 	__atomic_store_n(&p->out, -1, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->peer, NULL, __ATOMIC_RELEASE);
 	retire_out(ec, out);
 	retire_flags(ec, p->page);
 	p->page = NULL;
@@ -395,12 +411,26 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 	 * exchange is a full barrier: our ring writes before it are seen by
 	 * a peer that clears the flag and then reads the ring. */
 	peer = __atomic_load_n(&ec->ports[port].peer, __ATOMIC_ACQUIRE);
-	if (peer && __atomic_exchange_n(peer, 1, __ATOMIC_SEQ_CST) != 0)
+	/* Both of the same binding (unbind clears `out` first, install sets
+	 * it last): else the port changed under us, and the event is lost
+	 * with the binding it was for. */
+	if (!peer || __atomic_load_n(&ec->ports[port].out, __ATOMIC_ACQUIRE) != fd)
+		return 0;
+	if (__atomic_exchange_n(peer, 1, __ATOMIC_SEQ_CST) != 0)
 		return 0;
 	/* EAGAIN means the pipe is full: the peer is pending anyway. */
 	if (write(fd, &one, 1) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
+}
+
+int pv_evtchn_test_write(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct ec_port *p = ours(ec, port);
+
+	if (!p)
+		return -EINVAL;
+	return write(p->out, "!", 1) < 0 && errno != EAGAIN ? -errno : 0;
 }
 
 /* Read what is in port's pipe (at most its 64 KiB: a peer writing as fast
@@ -558,12 +588,52 @@ static int move_ports(struct pv_evtchn *ec, int to, uint64_t tag)
 	return 0;
 }
 
+/* Attached, the pipes keep their bytes between drains: every write must
+ * wake an edge-triggered reader, also into a pipe that is not empty. Linux
+ * does so since 5.14 (for epoll: "pipe: make pipe writes always wake up
+ * readers"); 5.5-5.13 woke only on empty -> non-empty. Asked once, of a
+ * private pipe: 1 yes, 0 no, -errno could not tell. */
+static int every_write_wakes(void)
+{
+	static int answer = 2;   /* 2: not asked yet */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	int a = __atomic_load_n(&answer, __ATOMIC_ACQUIRE), p[2], ep, r = 1;
+
+	if (a != 2)
+		return a;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) < 0)
+		r = -errno;
+	/* Two writes, the second into a pipe that is not empty: an edge each? */
+	for (int i = 0; r == 1 && i < 2; i++) {
+		if (write(p[1], "x", 1) != 1)
+			r = -errno;
+		else if (epoll_wait(ep, &ev, 1, 0) != 1)
+			r = 0;
+	}
+	if (ep >= 0)
+		close(ep);
+	close(p[0]);
+	close(p[1]);
+	if (r >= 0)
+		__atomic_store_n(&answer, r, __ATOMIC_RELEASE);
+	return r;
+}
+
 int pv_evtchn_attach(struct pv_evtchn *ec, int epfd, uint64_t tag)
 {
+	int r = 1;
+
 	if (epfd < 0)
 		return ec->att_epfd < 0 ? 0 : move_ports(ec, -1, 0);
 	if (ec->att_epfd >= 0)
 		return -EINVAL;
+	if (getenv("PVNET_EVTCHN_LEVEL") || (r = every_write_wakes()) == 0)
+		return -EOPNOTSUPP;
+	if (r < 0)
+		return r;
 	return move_ports(ec, epfd, tag);
 }
 

@@ -51,11 +51,20 @@ int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port);
  * unmask() makes one only for a port that became pending while masked).
  * Once per handle (-EINVAL if attached already); epfd -1 detaches (the
  * ports go back to the handle's own fd). Close or detach the handle before
- * closing epfd. 0 or -errno. */
+ * closing epfd. 0 or -errno; -EOPNOTSUPP on a kernel whose pipes do not wake
+ * an edge-triggered reader at every write (before Linux 5.14): wait on the
+ * handle's fd then (PVNET_EVTCHN_LEVEL set in the environment makes every
+ * attach answer so, to exercise and compare that path). A wake-up that gives
+ * no event at all is spurious: a peer
+ * writing its pipe without setting its flag causes them (count them as an
+ * event storm, as for events without work). */
 int pv_evtchn_attach(struct pv_evtchn *ec, int epfd, uint64_t tag);
 /* Next pending port (masked and cleared), or -EAGAIN if none. */
 int pv_evtchn_pending(struct pv_evtchn *ec);
 int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port);
+/* Test hook: what a lying peer does — one byte into the peer's pipe without
+ * setting its pending flag (a wake-up that carries no event). 0 or -errno. */
+int pv_evtchn_test_write(struct pv_evtchn *ec, evtchn_port_t port);
 /* EVTCHNSTAT_closed/unbound/interdomain (xen/event_channel.h), or -errno. */
 int pv_evtchn_status(struct pv_evtchn *ec, evtchn_port_t port);
 

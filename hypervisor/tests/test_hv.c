@@ -894,6 +894,9 @@ static void test_evtchn_attach(void **state)
 	/* Attaching moves the bound port; a second attach is refused;
 	 * detaching a handle that is not attached does nothing. */
 	assert_int_equal(pv_evtchn_attach(ec, -1, 0), 0);
+	setenv("PVNET_EVTCHN_LEVEL", "1", 1);   /* as on a kernel before 5.14 */
+	assert_int_equal(pv_evtchn_attach(ec, ep, ATT_TAG), -EOPNOTSUPP);
+	unsetenv("PVNET_EVTCHN_LEVEL");
 	assert_int_equal(pv_evtchn_attach(ec, ep, ATT_TAG), 0);
 	assert_int_equal(pv_evtchn_attach(ec, ep, ATT_TAG), -EINVAL);
 	x.other_port = p2 = pv_evtchn_bind_unbound_port(ec, 0);  /* bound after attaching */
