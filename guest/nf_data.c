@@ -41,6 +41,7 @@ struct nfd_thread {
 	int epfd, kickfd;
 	atomic_bool stop;
 	struct pv_evtchn *ec;       /* the queue's handle attached to epfd, NULL none */
+	int ec_fd;                  /* or its own fd watched in epfd (older kernels), -1 */
 	uint64_t ec_gen;
 	bool tap_armed;
 	bool tx_blocked;            /* ring full: wait for tx completions */
@@ -644,14 +645,32 @@ out:
 }
 
 /* The event channel fired: tx completions, received frames, storm check. */
-static void handle_events(struct nfd_thread *t)
+/* One event (or wake-up without one) for the storm rule: 10000 spurious in a
+ * second, 90% of all, break the device. Data thread only. */
+static void storm_account(struct nf_dev *d, struct nf_queue *q, bool spurious)
+{
+	uint64_t now = pv_now_ns();
+
+	if (now - q->storm_window_start > STORM_WINDOW_NS) {
+		q->storm_window_start = now;
+		q->storm_events = q->storm_spurious = 0;
+	}
+	q->storm_events++;
+	if (!spurious)
+		return;
+	q->storm_spurious++;
+	atomic_fetch_add(&q->st.spurious_events, 1);
+	if (q->storm_spurious >= STORM_SPURIOUS && q->storm_spurious * 10 >= q->storm_events * 9)
+		nf_mark_broken(d, "event storm: %u events without work within a second", q->storm_spurious);
+}
+
+static void handle_events(struct nfd_thread *t, bool woken)
 {
 	struct nf_dev *d = t->d;
 	struct nf_queue *q = &d->queues[t->idx];
 	int ports[4];
 	unsigned nports = 0, work = 0;
 	const char *why;
-	uint64_t now;
 	int port, r;
 
 	pthread_mutex_lock(&q->rx_lock);
@@ -663,8 +682,14 @@ static void handle_events(struct nfd_thread *t)
 		if (nports < PV_ARRAY_SIZE(ports))
 			ports[nports++] = port;
 	pthread_mutex_unlock(&q->rx_lock);
-	if (!nports && !t->rx_more)
+	if (!nports && !t->rx_more) {
+		/* Woken for no event at all: bytes in our pipe without the flag
+		 * that makes them one (a backend at most leaves an edge of an
+		 * event we took already); masking does not stop those. */
+		if (woken)
+			storm_account(d, q, true);
 		return;
+	}
 	atomic_fetch_add(&q->st.events, 1);
 
 	pthread_mutex_lock(&q->tx_lock);
@@ -688,20 +713,8 @@ static void handle_events(struct nfd_thread *t)
 	}
 	pthread_mutex_unlock(&q->rx_lock);
 
-	if (!nports)
-		return;
-	now = pv_now_ns();
-	if (now - q->storm_window_start > STORM_WINDOW_NS) {
-		q->storm_window_start = now;
-		q->storm_events = q->storm_spurious = 0;
-	}
-	q->storm_events++;
-	if (!work) {
-		q->storm_spurious++;
-		atomic_fetch_add(&q->st.spurious_events, 1);
-		if (q->storm_spurious >= STORM_SPURIOUS && q->storm_spurious * 10 >= q->storm_events * 9)
-			nf_mark_broken(d, "event storm: %u events without work within a second", q->storm_spurious);
-	}
+	if (nports)
+		storm_account(d, q, !work);
 }
 
 /* ---- the data thread ---------------------------------------------------------------- */
@@ -723,8 +736,19 @@ static void freeze_point(struct nfd_thread *t)
 
 /* Follow the queue: attach its event channel handle to our epoll set when
  * it is rebuilt (its ports then fire edge-triggered here, and taking an
- * event costs no syscall). Under rx_lock, which the queue's set-up and
- * teardown hold: the handle cannot go meanwhile. */
+ * event costs no syscall; on a kernel that cannot, the handle's own fd is
+ * watched). Under rx_lock, which the queue's set-up and teardown hold: the
+ * handle cannot go meanwhile. */
+static void leave_evtchn(struct nfd_thread *t, struct nf_queue *q, struct pv_evtchn *keep)
+{
+	if (t->ec_fd >= 0)
+		epoll_ctl(t->epfd, EPOLL_CTL_DEL, t->ec_fd, NULL);
+	else if (t->ec && t->ec == q->ec && t->ec != keep)
+		(void)pv_evtchn_attach(t->ec, -1, 0);  /* a closed one left by itself */
+	t->ec_fd = -1;
+	t->ec = NULL;
+}
+
 static void sync_evtchn(struct nfd_thread *t)
 {
 	struct nf_queue *q = &t->d->queues[t->idx];
@@ -739,14 +763,23 @@ static void sync_evtchn(struct nfd_thread *t)
 		pthread_mutex_unlock(&q->rx_lock);
 		return;
 	}
-	t->ec = NULL;
+	leave_evtchn(t, q, ec);
 	t->ec_gen = gen;
 	t->rx_more = false;
 	t->tx_blocked = false;
-	/* A closed handle left our set when it was closed; -EINVAL: this one
-	 * is attached here already (only this thread attaches it). */
-	if (ec && ((r = pv_evtchn_attach(ec, t->epfd, TAG_EVTCHN)) == 0 || r == -EINVAL))
+	/* -EINVAL: attached here already (only this thread attaches it). */
+	if (ec && ((r = pv_evtchn_attach(ec, t->epfd, TAG_EVTCHN)) == 0 || r == -EINVAL)) {
 		t->ec = ec;
+	} else if (ec && r == -EOPNOTSUPP) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_EVTCHN };
+
+		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, pv_evtchn_fd(ec), &ev) == 0) {
+			t->ec = ec;
+			t->ec_fd = pv_evtchn_fd(ec);
+			pv_info("%s: queue %u: event channel on the handle's fd (level-triggered)",
+				t->d->nodename, t->idx);
+		}
+	}
 	pthread_mutex_unlock(&q->rx_lock);
 }
 
@@ -757,9 +790,7 @@ static void unsync_evtchn(struct nfd_thread *t)
 	struct nf_queue *q = &t->d->queues[t->idx];
 
 	pthread_mutex_lock(&q->rx_lock);
-	if (t->ec && t->ec == q->ec)
-		(void)pv_evtchn_attach(q->ec, -1, 0);
-	t->ec = NULL;
+	leave_evtchn(t, q, NULL);
 	pthread_mutex_unlock(&q->rx_lock);
 }
 
@@ -816,7 +847,7 @@ static void *dthread_main(void *arg)
 			}
 		}
 		if (ev_ready || t->rx_more)
-			handle_events(t);
+			handle_events(t, ev_ready);
 		if (tap_ready || (want_tap && backlog_waiting(d, t->idx)))
 			xmit_burst(t);
 	}
@@ -859,6 +890,7 @@ static struct nfd_thread *thread_new(struct gr_rt *rt, struct nf_dev *d, unsigne
 	t->rt = rt;
 	t->d = d;
 	t->idx = i;
+	t->ec_fd = -1;
 	t->rl = (struct pv_ratelimit)PV_RATELIMIT_INIT(5000, 5);
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -82,12 +82,13 @@ static void go_idle(struct nb_queue *q)
 	q->idle = true;
 	q->tx_kick = q->rx_kick = false;
 	nb_q_tap_watch(q, false);
-	/* The ports go back to the handle's own set, which nobody watches
-	 * (events on them cost us nothing now); then the watch goes. */
-	(void)pv_evtchn_attach(q->ec, -1, 0);
-	if (q->ec_watch)
+	/* Attached, the ports go back to the handle's own set, which nobody
+	 * watches (events on them cost us nothing now), then the watch goes;
+	 * if they cannot, the watch stays (on_evtchn leaves them masked). */
+	if (q->ec_watch != -1 && (q->ec_watch >= 0 || pv_evtchn_attach(q->ec, -1, 0) == 0)) {
 		(void)pv_loop_del_fd(q->loop, q->ec_watch);
-	q->ec_watch = 0;
+		q->ec_watch = -1;
+	}
 	if (q->stalled) {
 		q->stalled = false;
 		nb_vif_queue_stalled(q->cfg.vif, false);
@@ -172,16 +173,29 @@ static void handle_port(struct nb_queue *q, evtchn_port_t port)
 static void on_evtchn(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nb_queue *q = arg;
+	bool any = false;
 	int port;
 
 	(void)loop; (void)fd; (void)events;
 	while ((port = pv_evtchn_pending(q->ec)) > 0) {
+		any = true;
 		if (q->idle || q->dead)
 			continue;  /* leave it masked */
 		if ((evtchn_port_t)port == q->tx_port || (evtchn_port_t)port == q->rx_port)
 			handle_port(q, (evtchn_port_t)port);
 		else
 			unmask_port(q, (evtchn_port_t)port);
+	}
+	/* A wake-up without any event: a byte in our pipe without the flag
+	 * that makes it one (an honest frontend's leave at most a couple in a
+	 * row: an edge whose event we took already, one while masked). Masking
+	 * does not stop these, so a frontend that keeps writing is an event
+	 * storm of its own. */
+	if (any) {
+		q->empty_wakes = 0;
+	} else if (++q->empty_wakes >= NB_EMPTY_WAKES_FATAL && !q->idle && !q->dead) {
+		nb_stat_add(&q->st.spurious_events, q->empty_wakes);
+		nb_q_fatal(q, "event storm: %u wake-ups in a row without an event", q->empty_wakes);
 	}
 }
 
@@ -347,8 +361,16 @@ static int setup(struct nb_queue *q)
 	 * frontend's notify wakes this thread without a nested set, and
 	 * taking the event costs no syscall. */
 	if ((r = pv_loop_add_fd(q->loop, q->stop_efd, EPOLLIN, on_stop, q)) < 0 ||
-	    (r = pv_loop_add_tag(q->loop, on_evtchn, q, &q->ec_watch, &epfd, &tag)) < 0 ||
-	    (r = pv_evtchn_attach(q->ec, epfd, tag)) < 0 ||
+	    (r = pv_loop_add_tag(q->loop, on_evtchn, q, &q->ec_watch, &epfd, &tag)) < 0)
+		return r;
+	if ((r = pv_evtchn_attach(q->ec, epfd, tag)) == -EOPNOTSUPP) {
+		/* An older kernel: the handle's own (level-triggered) fd. */
+		pv_info("%s: event channels on the handle's fd (level-triggered)", q->name);
+		(void)pv_loop_del_fd(q->loop, q->ec_watch);
+		q->ec_watch = pv_evtchn_fd(q->ec);
+		r = pv_loop_add_fd(q->loop, q->ec_watch, EPOLLIN, on_evtchn, q);
+	}
+	if (r < 0 ||
 	    (r = pv_loop_add_fd(q->loop, pv_gnttab_fd(q->gt), EPOLLIN, on_gnttab, q)) < 0 ||
 	    (r = pv_loop_add_fd(q->loop, q->cfg.tap_fd, EPOLLIN, on_tap, q)) < 0)
 		return r;
@@ -384,7 +406,7 @@ static void teardown(struct nb_queue *q)
 	if (q->ec)
 		pv_evtchn_close(q->ec);  /* unbinds our ports */
 	q->ec = NULL;
-	q->ec_watch = 0;
+	q->ec_watch = -1;
 	pv_loop_free(q->loop);
 	q->loop = NULL;
 	if (q->copybuf_frame >= 0)
@@ -534,7 +556,7 @@ int nb_queue_spawn(const struct nb_queue_cfg *cfg, struct nb_queue **out, char *
 		return -ENOMEM;
 	}
 	q->cfg = *cfg;
-	q->stop_efd = -1;
+	q->stop_efd = q->ec_watch = -1;
 	q->copybuf_frame = q->rxbuf_frame = -1;
 	pthread_mutex_init(&q->init_lock, NULL);
 	pthread_cond_init(&q->init_cond, NULL);

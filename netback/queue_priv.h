@@ -56,7 +56,9 @@ struct nb_queue {
 	/* hypervisor handles (this thread's own) */
 	struct pv_gnttab *gt;
 	struct pv_evtchn *ec;
-	int ec_watch;                 /* the loop's tag watch the ports fire (0: none) */
+	int ec_watch;                 /* the loop watch the events come by: a tag watch
+				       * (< -1, handle attached) or the handle's fd; -1 none */
+	unsigned empty_wakes;         /* consecutive wake-ups without an event */
 	evtchn_port_t tx_port, rx_port;   /* local ports; equal when shared */
 	uint32_t tx_ring_handle, rx_ring_handle;
 	bool tx_ring_mapped, rx_ring_mapped;

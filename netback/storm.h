@@ -21,6 +21,10 @@
 #include <stdint.h>
 
 #define NB_STORM_FATAL 16u
+/* Wake-ups in a row that bring no event at all (bytes in our pipe without
+ * the pending flag, pv_evtchn_attach): a well-behaved frontend leaves at
+ * most one per port in a row; these cannot be throttled by masking. */
+#define NB_EMPTY_WAKES_FATAL 64u
 #define NB_STORM_MAX_DELAY_MS 256u
 #define NB_STORM_IS_FATAL UINT64_MAX
 

@@ -25,11 +25,12 @@
 int e2e_pass, e2e_fail;
 
 static char tmpdir[128];
-static char netns[16][16];
+#define E2E_MAX 64   /* namespaces, guests per test program */
+static char netns[E2E_MAX][16];
 static unsigned nnetns;
 static struct mts_host *hosts[8];
 static unsigned nhosts;
-static struct mts_guest *guests[16];
+static struct mts_guest *guests[E2E_MAX];
 static unsigned nguests;
 
 static void cleanup(void)
@@ -88,8 +89,13 @@ const char *e2e_tmpdir(void)
 
 const char *e2e_netns(const char *tag)
 {
-	char *n = netns[nnetns];
+	char *n;
 
+	if (nnetns == E2E_MAX) {
+		fprintf(stderr, "e2e: more than %d network namespaces\n", E2E_MAX);
+		exit(1);
+	}
+	n = netns[nnetns];
 	snprintf(n, 16, "pg%.3s%x%u", tag, (unsigned)getpid() & 0xffffff, nnetns);
 	n[15] = '\0';
 	if (e2e_sh("ip netns add %s && ip -n %s link set lo up", n, n) != 0) {
@@ -100,8 +106,22 @@ const char *e2e_netns(const char *tag)
 	return n;
 }
 
-void e2e_atexit_host(struct mts_host *h) { hosts[nhosts++] = h; }
-void e2e_atexit_guest(struct mts_guest *g) { guests[nguests++] = g; }
+void e2e_atexit_host(struct mts_host *h)
+{
+	if (nhosts == PV_ARRAY_SIZE(hosts)) {
+		fprintf(stderr, "e2e: more than %zu hosts\n", PV_ARRAY_SIZE(hosts));
+		exit(1);
+	}
+	hosts[nhosts++] = h;
+}
+void e2e_atexit_guest(struct mts_guest *g)
+{
+	if (nguests == E2E_MAX) {
+		fprintf(stderr, "e2e: more than %d guests\n", E2E_MAX);
+		exit(1);
+	}
+	guests[nguests++] = g;
+}
 
 int e2e_done(void)
 {

@@ -662,12 +662,15 @@ static void *tb_main(void *arg)
 		char **ev;
 		int port;
 
-		if (b->connected && fault_now(b, TB_EVENT_STORM))
+		if (b->connected && (fault_now(b, TB_EVENT_STORM) || fault_now(b, TB_RAW_WAKES)))
 			storm_until = pv_now_ns() + 3000000000ull;
 		if (storm_until && b->connected) {
 			/* Notifications without end, and nothing on the rings. */
 			for (int k = 0; k < 1000; k++)
-				pv_evtchn_notify(b->ec, b->q[0].tx_port);
+				if (b->o.fault == TB_RAW_WAKES)
+					pv_evtchn_test_write(b->ec, b->q[0].tx_port);
+				else
+					pv_evtchn_notify(b->ec, b->q[0].tx_port);
 			if (pv_now_ns() > storm_until)
 				storm_until = 0;
 		}

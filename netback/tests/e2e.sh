@@ -65,6 +65,14 @@ pv_check "no errors, not disabled" test "$(field "int(v['from_guest']['errors'] 
 NBLOG=$ROOT/hosts/$HOST/netback.log
 pv_check "netback logged the connection" grep -q "connected $VIF: 2 queue(s)" "$NBLOG"
 pv_check "netback logged no fatal error" sh -c "! grep -q 'fatal error' $NBLOG"
+if [ -n "${PVNET_EVTCHN_LEVEL:-}" ]; then
+	pv_check "event channels waited for level-triggered (PVNET_EVTCHN_LEVEL)" \
+		grep -q "event channels on the handle's fd (level-triggered)" "$NBLOG"
+	pv_check "netfront too" sh -c "grep -rq 'event channel on the handle.s fd (level-triggered)' $ROOT/guests/$GUEST"
+else
+	pv_check "event channels attached (edge-triggered)" \
+		sh -c "! grep -q 'level-triggered' $NBLOG"
+fi
 
 pv_check "guest destroyed" $P destroy "$GUEST"
 pv_check "$VIF removed" pv_wait_for 5 sh -c "! ip -n $HNS link show $VIF >/dev/null 2>&1"

@@ -1185,20 +1185,43 @@ static void case_bad_gref(struct tf_env *e)
 	CHECK(traffic_ok(e, &p.b), "the other vif is untouched");
 }
 
+/* Vif A kicks netback's tx port 100 times a round (`raw`: bytes into its
+ * pipe without the pending flag, pv_evtchn_test_write, else notifies) until
+ * `reason` is logged (8 s at most); A must be disabled for it, B go on. */
+static void storm(struct tf_env *e, struct pair *p, bool raw, const char *reason)
+{
+	uint64_t end = pv_now_ns() + 8000000000ull;
+
+	while (pv_now_ns() < end && !tf_log_wait(e, reason, 0)) {
+		for (int i = 0; i < 100; i++)
+			if (raw)
+				(void)pv_evtchn_test_write(p->a.q[0].ec, p->a.q[0].tx_port);
+			else
+				tf_notify(&p->a, 0, true);
+		pv_sleep_ns(raw ? 100000 : 1000000);
+	}
+	expect_disabled(e, &p->a, &p->b, reason);
+}
+
 static void case_event_storm(struct tf_env *e)
 {
 	struct pair p;
-	uint64_t end = pv_now_ns() + 8000000000ull;
 
 	if (!pair_up(e, &p))
 		return;
-	while (pv_now_ns() < end && !tf_log_wait(e, "event storm", 0)) {
-		for (int i = 0; i < 100; i++)
-			tf_notify(&p.a, 0, true);
-		pv_sleep_ns(1000000);
-	}
-	expect_disabled(e, &p.a, &p.b, "event storm");
+	storm(e, &p, false, "event storm");
 	CHECK(stat_value(e, &p.a, "vif", "spurious_events") >= 16, "spurious events counted");
+}
+
+/* Bytes in netback's pipe without the pending flag: every one wakes the
+ * queue thread and none is an event; masking cannot stop them, so they are
+ * a storm of their own. */
+static void case_raw_wake_storm(struct tf_env *e)
+{
+	struct pair p;
+
+	if (pair_up(e, &p))
+		storm(e, &p, true, "wake-ups in a row without an event");
 }
 
 /* Notifications whose only "work" is an rx producer flipped back and forth
@@ -1301,6 +1324,7 @@ static const struct tcase cases[] = {
 	{ "bad-gref", case_bad_gref, NULL, 0 },
 	{ "event-storm", case_event_storm, NULL, 0 },
 	{ "event-storm-flip", case_event_storm_flip, NULL, 0 },
+	{ "raw-wake-storm", case_raw_wake_storm, NULL, 0 },
 	{ "disabled-then-reconnect", case_disabled_then_reconnect, NULL, 0 },
 };
 
