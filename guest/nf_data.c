@@ -644,7 +644,6 @@ out:
 	return done;
 }
 
-/* The event channel fired: tx completions, received frames, storm check. */
 /* One event (or wake-up without one) for the storm rule: 10000 spurious in a
  * second, 90% of all, break the device. Data thread only. */
 static void storm_account(struct nf_dev *d, struct nf_queue *q, bool spurious)
@@ -664,6 +663,8 @@ static void storm_account(struct nf_dev *d, struct nf_queue *q, bool spurious)
 		nf_mark_broken(d, "event storm: %u events without work within a second", q->storm_spurious);
 }
 
+/* The event channel fired (`woken`) or rx work is left: tx completions,
+ * received frames, storm check. */
 static void handle_events(struct nfd_thread *t, bool woken)
 {
 	struct nf_dev *d = t->d;
