@@ -187,7 +187,7 @@ static void on_evtchn(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 			unmask_port(q, (evtchn_port_t)port);
 	}
 	/* A wake-up without any event: a byte in our pipe without the flag
-	 * that makes it one (an honest frontend's leave at most a couple in a
+	 * that makes it one (an honest frontend leaves at most a couple in a
 	 * row: an edge whose event we took already, one while masked). Masking
 	 * does not stop these, so a frontend that keeps writing is an event
 	 * storm of its own. */
