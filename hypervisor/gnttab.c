@@ -29,9 +29,12 @@ struct view {
 };
 
 /* A granting domain's grant table, grant state and memory, for copies done
- * here (dom0 only; docs/hypervisor.md "Grant copy in dom0"). */
+ * here (dom0 only; docs/hypervisor.md "Grant copy in dom0"), or (`failed`,
+ * nothing mapped) a domain whose attach failed: not asked again, so that a
+ * copy or check does not pay a round trip for it each time. */
 struct attach {
 	uint32_t domid;
+	bool failed;
 	struct hvd_gt gt;
 	void *table, *state;
 	size_t table_len, state_len, mem_len;
@@ -123,9 +126,11 @@ static void detach(struct pv_gnttab *gt, unsigned i)
 {
 	struct attach *a = &gt->att[i];
 
-	munmap(a->table, a->table_len);
-	munmap(a->state, a->state_len);
-	munmap(a->gt.mem, a->mem_len);
+	if (!a->failed) {
+		munmap(a->table, a->table_len);
+		munmap(a->state, a->state_len);
+		munmap(a->gt.mem, a->mem_len);
+	}
 	gt->att[i] = gt->att[--gt->natt];
 }
 
@@ -464,7 +469,7 @@ static struct attach *attach(struct pv_gnttab *gt, uint32_t domid)
 
 	for (unsigned i = 0; i < gt->natt; i++)
 		if (gt->att[i].domid == domid)
-			return &gt->att[i];
+			return gt->att[i].failed ? NULL : &gt->att[i];
 	r = hvc_call(&gt->c, &rq);
 	if (r == -EPERM || r == -ENOSYS || r == -EBADMSG)
 		gt->no_local = true;  /* not dom0, or an older hypervisor */
@@ -474,6 +479,9 @@ static struct attach *attach(struct pv_gnttab *gt, uint32_t domid)
 			a = attach_install(gt, &w);
 	}
 	hvc_drop_fds(&gt->c);
+	if (!a && !gt->no_local &&
+	    (gt->natt < gt->cap_att || grow((void **)&gt->att, &gt->cap_att, sizeof(*gt->att)) == 0))
+		gt->att[gt->natt++] = (struct attach){ .domid = domid, .failed = true };
 	return a;
 }
 
@@ -577,7 +585,7 @@ int pv_gnttab_test_lock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref)
 void pv_gnttab_test_unlock(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref)
 {
 	for (unsigned i = 0; i < gt->natt; i++) {
-		if (gt->att[i].domid != domid)
+		if (gt->att[i].domid != domid || gt->att[i].failed)
 			continue;
 		if (ref != UINT32_MAX)
 			hvd_gt_unpin(&gt->att[i].gt, ref, true);

@@ -1204,8 +1204,7 @@ static int sc_attach(int lie)
 	if (lie == AT_HONEST)
 		return lr_end();     /* copied in the client: nothing more asked */
 	at_copy_reply();
-	if (lie == AT_EPERM)
-		at_copy_reply();     /* refused once: never asked again */
+	at_copy_reply();     /* refused or lied to once: not asked again */
 	return lr_end();
 }
 
@@ -1242,9 +1241,10 @@ static void test_attach_lies(void **state)
 		LIE_EQ(name, seg.status, GNTST_okay);
 		LIE_EQ(name, pv_gnttab_local_copies(gt), lies[i].lie == AT_HONEST);
 		LIE_TRUE(name, (lies[i].lie == AT_HONEST) == (strcmp((char *)own, "attached") == 0));
-		if (lies[i].lie == AT_EPERM) {
+		if (lies[i].lie != AT_HONEST) {
 			LIE_EQ(name, pv_gnttab_grant_copy(gt, 1, &seg), 0);
 			LIE_EQ(name, seg.status, GNTST_okay);
+			LIE_EQ(name, pv_gnttab_local_copies(gt), 0);
 		}
 		pv_gnttab_close(gt);
 		liar_finish(name);
