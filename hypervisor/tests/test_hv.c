@@ -644,6 +644,20 @@ static bool readable(int fd, int ms)
 	return poll(&p, 1, ms) == 1;
 }
 
+/* The backend's half of a masking check, in step with the guest over `sv`
+ * (steps base..base+3): one send, which the guest takes and leaves masked,
+ * then two more, which must coalesce and fire on unmask. */
+static void masking_sends(struct pv_evtchn *ec, int port, int sv, uint32_t base)
+{
+	CHECK_EQ(hvt_get(sv), base);
+	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
+	hvt_put(sv, base + 1);
+	CHECK_EQ(hvt_get(sv), base + 2);
+	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
+	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
+	hvt_put(sv, base + 3);
+}
+
 /* dom0's side: binds the guest's port, then ping-pongs. */
 static int ec_backend(void *arg)
 {
@@ -675,14 +689,7 @@ static int ec_backend(void *arg)
 		CHECK_EQ(pv_evtchn_unmask(ec, (evtchn_port_t)port), 0);
 		CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
 	}
-	/* Masking: one send to get the guest's port masked, then two more. */
-	CHECK_EQ(hvt_get(x->sv[1]), 10);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	hvt_put(x->sv[1], 11);
-	CHECK_EQ(hvt_get(x->sv[1]), 12);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	hvt_put(x->sv[1], 13);
+	masking_sends(ec, port, x->sv[1], 10);
 
 	/* Close our end: the guest's port is unbound (still for us). */
 	CHECK_EQ(hvt_get(x->sv[1]), 20);
@@ -854,14 +861,7 @@ static int att_backend(void *arg)
 	for (int i = 0; i < 100000; i++)
 		CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
 	hvt_put(x->sv[1], 31);
-	/* Masking: one event the guest leaves masked, then two more sends. */
-	CHECK_EQ(hvt_get(x->sv[1]), 40);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	hvt_put(x->sv[1], 41);
-	CHECK_EQ(hvt_get(x->sv[1]), 42);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
-	hvt_put(x->sv[1], 43);
+	masking_sends(ec, port, x->sv[1], 40);
 	/* The guest's second port: bound here too, then notified. */
 	CHECK_EQ(hvt_get(x->sv[1]), 50);
 	x->other_port = pv_evtchn_bind_interdomain(ec, 1, (evtchn_port_t)x->other_port);
