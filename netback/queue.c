@@ -225,6 +225,19 @@ bool nb_q_revoked(struct nb_queue *q)
 	return q->dead;
 }
 
+bool nb_q_copy(struct nb_queue *q, unsigned n, struct pv_gnttab_copy_seg *segs)
+{
+	uint64_t local = pv_gnttab_local_copies(q->gt);
+	int r = pv_gnttab_grant_copy(q->gt, n, segs);
+
+	nb_stat_add(&q->st.copy_batches, 1);
+	if (r < 0) {
+		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
+		return false;
+	}
+	return pv_gnttab_local_copies(q->gt) - local == n || !nb_q_revoked(q);
+}
+
 static void on_tap(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nb_queue *q = arg;

@@ -142,6 +142,11 @@ void nb_q_domain_gone(struct nb_queue *q);
  * domain become PROT_NONE) before any of its calls returns, and leaves the
  * notice queued; this takes it and returns true if the domain is gone. */
 bool nb_q_revoked(struct nb_queue *q);
+/* One grant-copy batch of the queue's frontend (segs[0..n)): counted; a
+ * failed call is fatal; a batch the hypervisor did (not all in this process)
+ * may have applied a revocation of our views, checked then (nb_q_revoked).
+ * false if the queue must stop. */
+bool nb_q_copy(struct nb_queue *q, unsigned n, struct pv_gnttab_copy_seg *segs);
 
 static inline void nb_stat_add(_Atomic uint64_t *c, uint64_t n)
 {

@@ -285,8 +285,6 @@ static uint8_t *page_of(struct nb_queue *q, unsigned req_rel)
 static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool *failed)
 {
 	unsigned n = 0, slot[NB_RX_MAX_SLOTS];
-	uint64_t local;
-	int r;
 
 	for (unsigned i = 0; i < plan->nslots; i++) {
 		struct pv_gnttab_copy_seg *c = &q->rx_copy[n];
@@ -299,16 +297,7 @@ static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool 
 		c->dest.foreign.domid = (uint16_t)q->cfg.domid;
 		slot[n++] = i;
 	}
-	local = pv_gnttab_local_copies(q->gt);
-	r = pv_gnttab_grant_copy(q->gt, n, q->rx_copy);
-	nb_stat_add(&q->st.copy_batches, 1);
-	if (r < 0) {
-		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
-		return false;
-	}
-	/* Copied by the daemon (not all in-process): its reply may have
-	 * applied a revocation of our ring views, as tx's copies check. */
-	if (pv_gnttab_local_copies(q->gt) - local != n && nb_q_revoked(q))
+	if (!nb_q_copy(q, n, q->rx_copy))
 		return false;
 	*failed = false;
 	for (unsigned k = 0; k < n; k++) {

@@ -215,8 +215,6 @@ static bool tx_map(struct nb_queue *q, unsigned n)
  * ops' statuses are set as a map would set them. */
 static bool tx_copy(struct nb_queue *q, unsigned n)
 {
-	int r;
-
 	for (unsigned i = 0; i < n; i++) {
 		struct pv_gnttab_copy_seg *c = &q->tx_copy[i];
 
@@ -226,13 +224,7 @@ static bool tx_copy(struct nb_queue *q, unsigned n)
 		c->source.foreign.domid = (uint16_t)q->cfg.domid;
 		c->dest.virt = q->copybuf + (size_t)i * PV_PAGE_SIZE;
 	}
-	r = pv_gnttab_grant_copy(q->gt, n, q->tx_copy);
-	nb_stat_add(&q->st.copy_batches, 1);
-	if (r < 0) {
-		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
-		return false;
-	}
-	if (nb_q_revoked(q))
+	if (!nb_q_copy(q, n, q->tx_copy))
 		return false;
 	for (unsigned i = 0; i < n; i++)
 		q->tx_ops[i].status = q->tx_copy[i].status;
