@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
@@ -261,4 +263,28 @@ bool pv_fd_covers(int fd, uint64_t bytes)
 		return false;
 	seals = fcntl(fd, F_GET_SEALS);
 	return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
+int pv_pin_thread_index(unsigned index)
+{
+	cpu_set_t allowed, one;
+	int n, want, r;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return -errno;
+	n = CPU_COUNT(&allowed);
+	if (n <= 0)
+		return -EINVAL;
+	want = (int)(index % (unsigned)n);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
+			continue;
+		if (n == 1)
+			return cpu;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		r = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+		return r ? -r : cpu;
+	}
+	return -EINVAL;
 }

@@ -63,6 +63,13 @@ int pv_mkdir_p(const char *path, mode_t mode);
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t pv_strlcpy(char *dst, const char *src, size_t size);
 
+/* Pin the calling thread to one of the CPUs it may run on now: the
+ * (index mod count)-th of them, so that the threads given the same index in
+ * different processes share a CPU (netback's queue N and netfront's queue N:
+ * their wake-ups and the frames' bytes then stay on one CPU). The CPU chosen,
+ * or -errno; nothing changes when only one CPU is allowed (returns it). */
+int pv_pin_thread_index(unsigned index);
+
 /* Sleep for `ns` nanoseconds (restarts on EINTR). */
 void pv_sleep_ns(uint64_t ns);
 /* In a child just forked from `parent`: receive `sig` when the parent dies

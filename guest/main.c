@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  --no-announce-first   after a move, announce only on backend Connected, as Linux\n"
 		"                        (default: one round goes on the ring ahead of the frames\n"
 		"                        queued across the move; docs/guest.md)\n"
+		"  --no-affinity         leave the data threads to the scheduler (default: queue N's\n"
+		"                        thread runs on the N-th allowed CPU, as netback's queue N)\n"
 		"  --connect-timeout MS  a backend that does not connect in time breaks the device\n"
 		"                        (default 30000; 0 waits forever, as Linux)\n"
 		"  --txqueuelen N        eth<N> tx queue length (default 10000)\n"
@@ -46,7 +48,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_XS = 1, OPT_HV, OPT_NETNS, OPT_CONTROL, OPT_MAXQ, OPT_COMPAT, OPT_NCOUNT, OPT_NINT,
-	OPT_CTIMEOUT, OPT_TXQLEN, OPT_TSIZE, OPT_TFILE, OPT_TFMT, OPT_NOANN, OPT_HELP,
+	OPT_CTIMEOUT, OPT_TXQLEN, OPT_TSIZE, OPT_TFILE, OPT_TFMT, OPT_NOANN, OPT_NOAFF, OPT_HELP,
 };
 
 static int parse_num(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
@@ -75,6 +77,7 @@ static int parse_args(int argc, char **argv, struct gr_opts *o, struct pv_daemon
 		{ "trace-file", required_argument, 0, OPT_TFILE },
 		{ "trace-format", required_argument, 0, OPT_TFMT },
 		{ "no-announce-first", no_argument, 0, OPT_NOANN },
+		{ "no-affinity", no_argument, 0, OPT_NOAFF },
 		{ "help", no_argument, 0, OPT_HELP },
 		PV_DAEMON_LONGOPTS,
 		{ 0, 0, 0, 0 },
@@ -127,6 +130,7 @@ static int parse_args(int argc, char **argv, struct gr_opts *o, struct pv_daemon
 			break;
 		case OPT_TFILE: o->trace_file = optarg; break;
 		case OPT_NOANN: o->no_announce_first = true; break;
+		case OPT_NOAFF: o->no_affinity = true; break;
 		case OPT_TFMT:
 			if (!strcmp(optarg, "json")) {
 				o->trace_file_fmt = GR_TRACE_JSON;

@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"                       feature-rx-notify)\n"
 		"  --map-grants         map the frontend's pages instead of grant-copying them\n"
 		"                       (also what happens without dom0 I/O memory)\n"
+		"  --no-affinity        leave the queue threads to the scheduler (default: queue N\n"
+		"                       runs on the N-th allowed CPU, as netfront's queue N does)\n"
 		PV_DAEMON_HELP
 		"  --help               this text\n"
 		"Control socket: <rundir>/netback.sock (\"stats\", \"stats <vif>\", \"help\").\n",
@@ -70,6 +72,7 @@ int main(int argc, char **argv)
 		{ "rx-drain-timeout", required_argument, 0, 'D' },
 		{ "rx-stall-timeout", required_argument, 0, 'S' },
 		{ "map-grants", no_argument, 0, 'M' },
+		{ "no-affinity", no_argument, 0, 'A' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -100,6 +103,9 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			bo.map_grants = true;
+			break;
+		case 'A':
+			bo.no_affinity = true;
 			break;
 		case 'q':
 			if (pv_parse_uint(optarg, NB_MAX_QUEUES_LIMIT, &bo.max_queues) < 0 || bo.max_queues == 0) {

@@ -1,5 +1,7 @@
 /* Unit tests for common/: number parsing, fd passing, the event loop. */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,6 +196,61 @@ static void test_sbuf(void **state)
 
 /* Out of fds, a connection is shed (accepted and closed), not left pending
  * for a level-triggered listener to spin on. */
+/* pv_pin_thread_index: index mod the allowed CPUs, in order; a thread
+ * allowed one CPU keeps it. Run in threads so the test's own mask stays. */
+struct pin_case { unsigned index; int got; cpu_set_t after; };
+
+static void *pin_thread(void *arg)
+{
+	struct pin_case *c = arg;
+
+	c->got = pv_pin_thread_index(c->index);
+	CPU_ZERO(&c->after);
+	(void)sched_getaffinity(0, sizeof(c->after), &c->after);
+	return NULL;
+}
+
+static void pin_run(struct pin_case *c)
+{
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, pin_thread, c), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+static void test_pin_thread(void **state)
+{
+	cpu_set_t all, one;
+	int cpus[CPU_SETSIZE], n = 0;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[n++] = c;
+	assert_true(n >= 1);
+	for (unsigned i = 0; i < (unsigned)n * 2 + 1; i++) {
+		struct pin_case c = { .index = i };
+
+		pin_run(&c);
+		assert_int_equal(c.got, cpus[i % (unsigned)n]);
+		assert_int_equal(CPU_COUNT(&c.after), 1);
+		assert_true(CPU_ISSET(c.got, &c.after));
+	}
+	/* Only one CPU allowed (the last one): every index gets it. */
+	CPU_ZERO(&one);
+	CPU_SET(cpus[n - 1], &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		struct pin_case c = { .index = i };
+
+		pin_run(&c);
+		assert_int_equal(c.got, cpus[n - 1]);
+		assert_true(CPU_ISSET(cpus[n - 1], &c.after));
+	}
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+}
+
 static void test_accept_shed(void **state)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -244,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_loop_tag),
 		cmocka_unit_test(test_sbuf),
 		cmocka_unit_test(test_accept_shed),
+		cmocka_unit_test(test_pin_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
