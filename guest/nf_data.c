@@ -28,10 +28,6 @@
 #define TAG_EVTCHN 3
 #define XMIT_BUDGET 64
 #define RX_BUDGET 64
-/* rx_poll gives slots back to the backend as soon as this many are free
- * rather than after its whole budget: each frame costs us a writev to the
- * TAP (the guest's stack runs in it), and a backend out of buffers waits
- * meanwhile. A little less than one maximal frame (XEN_NETIF_NR_SLOTS_MIN). */
 /* Event storm (XSA-391): this many events in one second that found no work,
  * and at least 90% of the events of that second. */
 #define STORM_SPURIOUS 10000u
