@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -817,7 +818,10 @@ static void *dthread_main(void *arg)
 {
 	struct nfd_thread *t = arg;
 	struct nf_dev *d = t->d;
+	char comm[16];   /* "eth0-q0", for top -H and perf (the kernel keeps 15 bytes) */
 
+	snprintf(comm, sizeof(comm), "%.10s-q%u", d->p.ifname, t->idx % 1000);
+	(void)pthread_setname_np(pthread_self(), comm);
 	if (!t->rt->o.no_affinity) {
 		/* Next to netback's thread of the same queue (it pins its own
 		 * alike): notifies between the two stay on one CPU, and so do

@@ -520,6 +520,11 @@ static void *thread_main(void *arg)
 		return NULL;
 	}
 	report_init(q, 0);
+	{
+		char comm[16];   /* the kernel's limit: "vif1.0-q0" for top -H, perf */
+		pv_strlcpy(comm, q->name, sizeof(comm));
+		(void)pthread_setname_np(pthread_self(), comm);
+	}
 	if (q->cfg.affinity) {
 		/* Next to the frontend's thread of the same queue (netfront
 		 * pins its own alike): a notify then wakes a thread on this
