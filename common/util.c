@@ -270,7 +270,10 @@ int pv_pin_thread_index(unsigned index)
 	cpu_set_t allowed, one;
 	int n, want, r;
 
-	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+	/* The process's CPUs (its main thread's), not this thread's: once
+	 * pinned, a thread may be pinned again elsewhere (netfront after a
+	 * move, under a new domid). */
+	if (sched_getaffinity(getpid(), sizeof(allowed), &allowed) < 0)
 		return -errno;
 	n = CPU_COUNT(&allowed);
 	if (n <= 0)

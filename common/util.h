@@ -63,7 +63,8 @@ int pv_mkdir_p(const char *path, mode_t mode);
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t pv_strlcpy(char *dst, const char *src, size_t size);
 
-/* Pin the calling thread to one of the CPUs it may run on now: the
+/* Pin the calling thread to one of the CPUs its process may run on (the
+ * main thread's affinity, so that a pinned thread can be pinned again): the
  * (index mod count)-th of them, so that the threads given the same index in
  * different processes share a CPU (netback's queue N and netfront's queue N:
  * their wake-ups and the frames' bytes then stay on one CPU). The CPU chosen,

@@ -47,6 +47,8 @@ struct nfd_thread {
 	bool tap_armed;
 	bool tx_blocked;            /* ring full: wait for tx completions */
 	bool rx_more;               /* rx budget ran out with responses left */
+	bool pinned;                /* pinned to the CPU for pin_key (pin_thread) */
+	uint32_t pin_key;
 	struct pv_ratelimit rl;
 	uint8_t scratch[NIF_VNET_HDR_LEN + XEN_NETIF_MAX_TX_SIZE + 1];
 };
@@ -751,6 +753,27 @@ static void leave_evtchn(struct nfd_thread *t, struct nf_queue *q, struct pv_evt
 	t->ec = NULL;
 }
 
+/* Next to netback's thread of the same queue, which pins itself by the same
+ * number (frontend domid + handle + queue; the domid spreads the guests over
+ * the CPUs): notifies between the two stay on one CPU, and so do the frames'
+ * bytes. Again after a move, where the domid changed. rx_lock held. */
+static void pin_thread(struct nfd_thread *t, const struct nf_queue *q)
+{
+	uint32_t key = qctx(q)->domid + t->d->handle + t->idx;
+	int cpu;
+
+	if (t->rt->o.no_affinity || (t->pinned && key == t->pin_key))
+		return;
+	cpu = pv_pin_thread_index(key);
+	if (cpu < 0) {
+		pv_log(PV_LOG_WARN, "%s: queue %u: cannot pin to a CPU: %s", t->d->p.ifname, t->idx,
+		       strerror(-cpu));
+		return;
+	}
+	t->pinned = true;
+	t->pin_key = key;
+}
+
 static void sync_evtchn(struct nfd_thread *t)
 {
 	struct nf_queue *q = &t->d->queues[t->idx];
@@ -770,6 +793,8 @@ static void sync_evtchn(struct nfd_thread *t)
 	t->rx_more = false;
 	t->tx_blocked = false;
 	/* -EINVAL: attached here already (only this thread attaches it). */
+	if (ec)
+		pin_thread(t, q);
 	if (ec && ((r = pv_evtchn_attach(ec, t->epfd, TAG_EVTCHN)) == 0 || r == -EINVAL)) {
 		t->ec = ec;
 	} else if (ec && r == -EOPNOTSUPP) {
@@ -822,15 +847,6 @@ static void *dthread_main(void *arg)
 
 	snprintf(comm, sizeof(comm), "%.10s-q%u", d->p.ifname, t->idx % 1000);
 	(void)pthread_setname_np(pthread_self(), comm);
-	if (!t->rt->o.no_affinity) {
-		/* Next to netback's thread of the same queue (it pins its own
-		 * alike): notifies between the two stay on one CPU, and so do
-		 * the frames' bytes. */
-		int cpu = pv_pin_thread_index(t->idx);
-		if (cpu < 0)
-			pv_log(PV_LOG_WARN, "%s: queue %u: cannot pin to a CPU: %s", d->p.ifname, t->idx,
-			       strerror(-cpu));
-	}
 	while (!atomic_load(&t->stop)) {
 		struct epoll_event evs[4];
 		bool want_tap, gated, tap_ready = false, ev_ready = false;

@@ -52,7 +52,7 @@ struct gr_opts {
 	unsigned connect_timeout_ms;   /* 0: wait forever (Linux) */
 	unsigned txqueuelen;
 	bool no_announce_first;        /* announce only on backend Connected, as Linux */
-	bool no_affinity;              /* leave data threads to the scheduler (default: queue N on CPU N) */
+	bool no_affinity;              /* leave data threads to the scheduler (default: pinned, nf_data.c) */
 };
 
 /* The grant table and memory of one incarnation of the domain. */

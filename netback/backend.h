@@ -33,7 +33,7 @@ struct nb_backend_opts {
 	unsigned drain_ms;      /* rx_drain_timeout_msecs (frontends with feature-rx-notify) */
 	unsigned stall_ms;      /* rx_stall_timeout_msecs (idem) */
 	bool map_grants;        /* map the frontend's pages rather than grant-copy them */
-	bool no_affinity;       /* leave queue threads to the scheduler (default: queue N on CPU N) */
+	bool no_affinity;       /* leave queue threads to the scheduler (default: pinned, queue.h) */
 };
 
 struct nb_daemon;

@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"  --map-grants         map the frontend's pages instead of grant-copying them\n"
 		"                       (also what happens without dom0 I/O memory)\n"
 		"  --no-affinity        leave the queue threads to the scheduler (default: queue N\n"
-		"                       runs on the N-th allowed CPU, as netfront's queue N does)\n"
+		"                       of domain D's vif V on allowed CPU (D+V+N) mod count, where\n"
+		"                       pvnet-guest runs that queue's thread)\n"
 		PV_DAEMON_HELP
 		"  --help               this text\n"
 		"Control socket: <rundir>/netback.sock (\"stats\", \"stats <vif>\", \"help\").\n",

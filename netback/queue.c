@@ -509,32 +509,41 @@ static void run(struct nb_queue *q)
 	}
 }
 
+/* Name the thread (the kernel keeps 15 bytes: "vif1.0-q0", for top -H and
+ * perf) and pin it next to the frontend's thread of the same queue (netfront
+ * pins its own by the same number): a notify then wakes a thread on this
+ * CPU, and the frame's bytes stay in its cache. The domid spreads the guests
+ * over the CPUs. Before the queue reports ready, so a connected vif's
+ * threads are where they will stay. */
+static void place_thread(struct nb_queue *q)
+{
+	char comm[16];
+	int r;
+
+	pv_strlcpy(comm, q->name, sizeof(comm));
+	(void)pthread_setname_np(pthread_self(), comm);
+	if (!q->cfg.affinity)
+		return;
+	r = pv_pin_thread_index(q->cfg.domid + nb_vif_devid(q->cfg.vif) + q->cfg.id);
+	if (r < 0)
+		pv_log(PV_LOG_WARN, "%s: cannot pin to a CPU: %s", q->name, strerror(-r));
+	else
+		pv_log(PV_LOG_DEBUG, "%s: on CPU %d", q->name, r);
+}
+
 static void *thread_main(void *arg)
 {
 	struct nb_queue *q = arg;
-	int r = setup(q);
+	int r;
 
+	place_thread(q);
+	r = setup(q);
 	if (r < 0) {
 		teardown(q);
 		report_init(q, r);
 		return NULL;
 	}
 	report_init(q, 0);
-	{
-		char comm[16];   /* the kernel's limit: "vif1.0-q0" for top -H, perf */
-		pv_strlcpy(comm, q->name, sizeof(comm));
-		(void)pthread_setname_np(pthread_self(), comm);
-	}
-	if (q->cfg.affinity) {
-		/* Next to the frontend's thread of the same queue (netfront
-		 * pins its own alike): a notify then wakes a thread on this
-		 * CPU, and the frame's bytes stay in its cache. */
-		r = pv_pin_thread_index(q->cfg.id);
-		if (r < 0)
-			pv_log(PV_LOG_WARN, "%s: cannot pin to a CPU: %s", q->name, strerror(-r));
-		else
-			pv_log(PV_LOG_DEBUG, "%s: on CPU %d", q->name, r);
-	}
 	if (wait_go(q))
 		run(q);
 	teardown(q);

@@ -82,7 +82,7 @@ struct nb_queue_cfg {
 	struct pv_evtchn *ec;
 	const struct nb_own_mem *own;  /* for the small-packet copy path (NULL: maps only) */
 	uint64_t credit_bytes, credit_usec;  /* `rate`; credit_usec 0 = unlimited */
-	bool affinity;                 /* pin the thread: queue id on CPU id (pv_pin_thread_index) */
+	bool affinity;                 /* pin the thread: domid + devid + id (pv_pin_thread_index) */
 };
 
 struct nb_queue;

@@ -71,6 +71,29 @@ pv_wait_for() {
 	done
 }
 
+# The CPUs a thread (by name) of process PID may run on (Cpus_allowed_list).
+pv_thread_cpus() { # pid thread-name
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] && sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status"
+	done
+}
+
+# Does each of the first N queues have netback's thread (VIF-qK in NBPID) and
+# netfront's (IF-qK in GPID) pinned to the same single CPU? Prints the CPUs.
+pv_queues_share_cpus() { # nbpid vif gpid ifname n
+	local k a b ok=0
+	for k in $(seq 0 $(($5 - 1))); do
+		a=$(pv_thread_cpus "$1" "$2-q$k")
+		b=$(pv_thread_cpus "$3" "$4-q$k")
+		printf 'q%s: %s/%s ' "$k" "${a:-none}" "${b:-none}"
+		case $a in ''|*[-,]*) ok=1 ;; esac
+		[ "$a" = "$b" ] || ok=1
+	done
+	echo
+	return $ok
+}
+
 pv_done() {
 	echo "$_pv_pass passed, $_pv_fail failed"
 	[ "$_pv_fail" -eq 0 ]

@@ -198,13 +198,15 @@ static void test_sbuf(void **state)
  * for a level-triggered listener to spin on. */
 /* pv_pin_thread_index: index mod the allowed CPUs, in order; a thread
  * allowed one CPU keeps it. Run in threads so the test's own mask stays. */
-struct pin_case { unsigned index; int got; cpu_set_t after; };
+struct pin_case { unsigned index, again; int got; cpu_set_t after; };
 
 static void *pin_thread(void *arg)
 {
 	struct pin_case *c = arg;
 
 	c->got = pv_pin_thread_index(c->index);
+	if (c->again != c->index) /* pinned already: pinned again elsewhere */
+		c->got = pv_pin_thread_index(c->again);
 	CPU_ZERO(&c->after);
 	(void)sched_getaffinity(0, sizeof(c->after), &c->after);
 	return NULL;
@@ -230,10 +232,15 @@ static void test_pin_thread(void **state)
 			cpus[n++] = c;
 	assert_true(n >= 1);
 	for (unsigned i = 0; i < (unsigned)n * 2 + 1; i++) {
-		struct pin_case c = { .index = i };
+		struct pin_case c = { .index = i, .again = i };
 
 		pin_run(&c);
 		assert_int_equal(c.got, cpus[i % (unsigned)n]);
+		assert_int_equal(CPU_COUNT(&c.after), 1);
+		assert_true(CPU_ISSET(c.got, &c.after));
+		c = (struct pin_case){ .index = i, .again = i + 1 };
+		pin_run(&c);
+		assert_int_equal(c.got, cpus[(i + 1) % (unsigned)n]);
 		assert_int_equal(CPU_COUNT(&c.after), 1);
 		assert_true(CPU_ISSET(c.got, &c.after));
 	}
@@ -242,7 +249,7 @@ static void test_pin_thread(void **state)
 	CPU_SET(cpus[n - 1], &one);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
 	for (unsigned i = 0; i < 3; i++) {
-		struct pin_case c = { .index = i };
+		struct pin_case c = { .index = i, .again = i };
 
 		pin_run(&c);
 		assert_int_equal(c.got, cpus[n - 1]);

@@ -67,12 +67,32 @@ static char *wait_close_done(const struct mts_guest *g, const char *close_line, 
 	}
 }
 
+/* How many CPUs data thread `comm` of pvnet-guest may run on, waiting up
+ * to 2 s for it to become `want` (the thread pins itself once its queue's
+ * channel is up). */
+static long thread_ncpus(pid_t pid, const char *comm, long want)
+{
+	long n = -1;
+
+	for (int i = 0; i < 100 && n != want; i++) {
+		if (i)
+			usleep(20000);
+		n = e2e_sh_num("for t in /proc/%d/task/*; do [ \"$(cat $t/comm)\" = %s ] && "
+			       "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' $t/status; done | "
+			       "awk -F, '{n=0; for (i=1;i<=NF;i++) {k=split($i,r,\"-\"); n+=(k==2?r[2]-r[1]+1:1)} print n}'",
+			       (int)pid, comm);
+	}
+	return n;
+}
+
 static void run(bool compat)
 {
 	const char *mode = compat ? "linux-5.13" : "fixed";
-	const char *extra_compat[] = { "--max-queues", "8", "--compat", "linux-5.13", NULL };
+	/* The compat run also leaves its data threads to the scheduler. */
+	const char *extra_compat[] = { "--max-queues", "8", "--compat", "linux-5.13", "--no-affinity", NULL };
 	const char *extra_fixed[] = { "--max-queues", "8", NULL };
 	const char *ns = e2e_netns(compat ? "nc" : "nf");
+	long ncpus = sysconf(_SC_NPROCESSORS_ONLN), n;
 	struct mts_guest *g = calloc(1, sizeof(*g));
 	uint32_t domid = 0;
 	unsigned mark;
@@ -88,6 +108,9 @@ static void run(bool compat)
 	CHECK(e2e_wait_control(g, "trace-norm", "notify_peers", 1, 10000), "%s: connected to netback", mode);
 	e2e_sh("ip -n %s addr add 10.88.0.2/24 dev eth0 && ip -n %s link set eth0 up", ns, ns);
 	CHECK(e2e_wait_control(g, "trace-norm", "netif_tx_start_queue", 8, 5000), "%s: open starts 8 queues", mode);
+	n = thread_ncpus(g->pid, "eth0-q7", compat ? ncpus : 1);
+	CHECK(n == (compat ? ncpus : 1), "%s: data thread eth0-q7 %s (%ld of %ld CPUs)", mode,
+	      compat ? "left to the scheduler (--no-affinity)" : "pinned to one CPU", n, ncpus);
 	t = e2e_trace_norm(g, 0);
 	CHECK(e2e_golden(t, "boot-open.txt"), "%s: boot + open by netlink = the field notes", mode);
 	free(t);

@@ -75,23 +75,14 @@ else
 fi
 
 # Both ends of each queue on one CPU (docs/netback.md), different CPUs for
-# the two queues when there are two: the threads' names and allowed CPUs.
-allowed() { # pid thread-name -> Cpus_allowed_list of that thread
-	local t
-	for t in /proc/"$1"/task/*; do
-		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] && sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status"
-	done
-}
+# the two queues when there are two.
 NBPID=$(pgrep -f -- "pvnet-netback .*$ROOT/" | head -1)
 GPID=$(pgrep -f -- "pvnet-guest .*$ROOT/" | head -1)
-NB0=$(allowed "$NBPID" "$VIF-q0")
-NB1=$(allowed "$NBPID" "$VIF-q1")
-pv_check "queue 0: netback and netfront threads on the same single CPU ($NB0)" \
-	sh -c "[ -n '$NB0' ] && [ '$NB0' = '$(allowed "$GPID" eth0-q0)' ] && ! echo '$NB0' | grep -q '[-,]'"
-pv_check "queue 1: netback and netfront threads on the same single CPU ($NB1)" \
-	sh -c "[ -n '$NB1' ] && [ '$NB1' = '$(allowed "$GPID" eth0-q1)' ] && ! echo '$NB1' | grep -q '[-,]'"
+pv_check "both ends of each queue pinned to one CPU: $(pv_queues_share_cpus "$NBPID" "$VIF" "$GPID" eth0 2)" \
+	pv_queues_share_cpus "$NBPID" "$VIF" "$GPID" eth0 2
 if [ "$(nproc)" -ge 2 ]; then
-	pv_check "queues 0 and 1 on different CPUs" test "$NB0" != "$NB1"
+	pv_check "queues 0 and 1 on different CPUs" \
+		test "$(pv_thread_cpus "$NBPID" "$VIF-q0")" != "$(pv_thread_cpus "$NBPID" "$VIF-q1")"
 fi
 
 pv_check "guest destroyed" $P destroy "$GUEST"

@@ -11,6 +11,7 @@
  * "N passed, N failed".
  */
 #include <errno.h>
+#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -279,6 +280,67 @@ static void case_handshake(struct tf_env *e)
 	free(st);
 }
 
+static bool no_affinity;
+
+/* The CPUs netback's thread `comm` may run on; false if there is no such
+ * thread. */
+static bool thread_cpus(pid_t pid, const char *comm, cpu_set_t *set)
+{
+	char path[128], buf[64];
+	DIR *dir;
+	struct dirent *de;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(dir = opendir(path)))
+		return false;
+	while (!found && (de = readdir(dir))) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (buf[strcspn(buf, "\n")] = '\0', !strcmp(buf, comm)))
+			found = sched_getaffinity((pid_t)atoi(de->d_name), sizeof(*set), set) == 0;
+		fclose(f);
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Each queue thread runs on the ((domid + devid + queue) mod n)-th of the
+ * daemon's n CPUs (docs/netback.md), or anywhere with --no-affinity. */
+static void check_affinity(struct tf_env *e, struct tf_vif *v, unsigned nq)
+{
+	cpu_set_t all, set;
+	int cpus[CPU_SETSIZE], n = 0;
+	char name[32], comm[48];
+
+	if (sched_getaffinity(e->nbd, sizeof(all), &all) < 0) {
+		CHECK(0, "netback's CPUs: %s", strerror(errno));
+		return;
+	}
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[n++] = c;
+	vif_name(v, name, sizeof(name));
+	for (unsigned q = 0; q < nq; q++) {
+		int want = cpus[(v->d->domid + v->devid + q) % (unsigned)n];
+
+		snprintf(comm, sizeof(comm), "%s-q%u", name, q);
+		if (!thread_cpus(e->nbd, comm, &set)) {
+			CHECK(0, "thread %s found", comm);
+			continue;
+		}
+		if (no_affinity)
+			CHECK(CPU_EQUAL(&set, &all), "%s: left on all %d CPUs (--no-affinity)", comm, n);
+		else
+			CHECK(CPU_COUNT(&set) == 1 && CPU_ISSET(want, &set), "%s: pinned to CPU %d", comm, want);
+	}
+}
+
 static void case_queues(struct tf_env *e, unsigned nq, bool split)
 {
 	struct tf_vif_opts o = linux_fe;
@@ -297,6 +359,7 @@ static void case_queues(struct tf_env *e, unsigned nq, bool split)
 	vif_name(&v, name, sizeof(name));
 	CHECK(stats_has(e, name, want), "%u queues connected (%s channels)", nq,
 	      split ? "split" : "shared");
+	check_affinity(e, &v, nq);
 	for (unsigned q = 0; q < nq; q++)
 		CHECK(guest_to_host(e, &v, q, 64 + q, (uint8_t)q), "tx on queue %u", q);
 	/* Many flows from the host: the TAP spreads them over its queues. */
@@ -1292,6 +1355,7 @@ static const struct tcase cases[] = {
 	{ "gso-rx", case_gso_rx, NULL, 0 },
 	/* The same data paths with the frontend's pages mapped, not copied. */
 	{ "map-queues-2-split", case_q2, "--max-queues 8 --map-grants", 0 },
+	{ "queues-4-no-affinity", case_q4, "--max-queues 8 --no-affinity", 0 },
 	{ "map-multislot-tx", case_multislot_tx, "--map-grants", 0 },
 	{ "map-gso-tx", case_gso_tx, "--map-grants", 0 },
 	{ "map-gso-rx", case_gso_rx, "--map-grants", 0 },
@@ -1340,6 +1404,7 @@ int main(int argc, char **argv)
 		struct tf_env_opts o = { .netback_args = cases[i].nb_args, .host_tun_flags = cases[i].host_flags };
 
 		map_grants = cases[i].nb_args && strstr(cases[i].nb_args, "--map-grants");
+		no_affinity = cases[i].nb_args && strstr(cases[i].nb_args, "--no-affinity");
 		struct tf_env e;
 		int r;
 

@@ -58,9 +58,20 @@ pv_check "migrate to B (2 queues offered)" $PV -q migrate "$G" "$HB"
 pv_check "guest answers on B" guest_ping
 qB=$($PV stats "$HB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vifs"][0]["queues"])' 2>/dev/null)
 pv_check "B's vif has 2 queues (${qB:-?})" test "${qB:-0}" = 2
+# After the move (new domid) both ends of each queue share a CPU again.
+vifB=vif$(sed -n 's/^domid=//p' "$PVNET_ROOT/guests/$G/guest.conf").0
+nbB=$(pgrep -f -- "pvnet-netback .*$PVNET_ROOT/hosts/$HB/" | head -1)
+gp=$(pgrep -f -- "pvnet-guest .*$PVNET_ROOT/" | head -1)
+pv_check "on B, both ends of each queue on one CPU: $(pv_queues_share_cpus "$nbB" "$vifB" "$gp" eth0 2)" \
+	pv_queues_share_cpus "$nbB" "$vifB" "$gp" eth0 2
 pv_check "migrate back to A (8 queues)" $PV -q migrate "$G" "$HA"
 qA=$($PV stats "$HA" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vifs"][0]["queues"])' 2>/dev/null)
 pv_check "A's vif has 8 queues again (${qA:-?})" test "${qA:-0}" = 8
+# Back on A under a new domid: netfront pinned its threads again by it.
+domA=$(sed -n 's/^domid=//p' "$PVNET_ROOT/guests/$G/guest.conf")
+nbA=$(pgrep -f -- "pvnet-netback .*$PVNET_ROOT/hosts/$HA/" | head -1)
+pv_check "back on A (domid $domA), both ends of each queue on one CPU: $(pv_queues_share_cpus "$nbA" "vif$domA.0" "$gp" eth0 8)" \
+	pv_queues_share_cpus "$nbA" "vif$domA.0" "$gp" eth0 8
 pv_check "guest answers on A" guest_ping
 pv_check "guest stats answer JSON" bash -c "$PV stats $G | python3 -c 'import json,sys; json.load(sys.stdin)'"
 pv_check "host-list shows both hosts running" bash -c "[ \$($PV host-list | grep -c ' running ') -eq 2 ]"
