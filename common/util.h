@@ -70,6 +70,14 @@ size_t pv_strlcpy(char *dst, const char *src, size_t size);
  * their wake-ups and the frames' bytes then stay on one CPU). The CPU chosen,
  * or -errno; nothing changes when only one CPU is allowed (returns it). */
 int pv_pin_thread_index(unsigned index);
+/* The index both ends of a vif queue pin by — netback's queue thread and
+ * netfront's data thread must agree on it: frontend domid + devid (the
+ * frontend's handle) + queue. The domid spreads the guests over the CPUs,
+ * the queue a vif's queues. */
+static inline unsigned pv_queue_cpu_index(uint32_t domid, uint32_t devid, unsigned queue)
+{
+	return domid + devid + queue;
+}
 
 /* Sleep for `ns` nanoseconds (restarts on EINTR). */
 void pv_sleep_ns(uint64_t ns);

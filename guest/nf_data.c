@@ -48,7 +48,7 @@ struct nfd_thread {
 	bool tx_blocked;            /* ring full: wait for tx completions */
 	bool rx_more;               /* rx budget ran out with responses left */
 	bool pinned;                /* pinned to the CPU for pin_key (pin_thread) */
-	uint32_t pin_key;
+	unsigned pin_key;
 	struct pv_ratelimit rl;
 	uint8_t scratch[NIF_VNET_HDR_LEN + XEN_NETIF_MAX_TX_SIZE + 1];
 };
@@ -759,7 +759,7 @@ static void leave_evtchn(struct nfd_thread *t, struct nf_queue *q, struct pv_evt
  * bytes. Again after a move, where the domid changed. rx_lock held. */
 static void pin_thread(struct nfd_thread *t, const struct nf_queue *q)
 {
-	uint32_t key = qctx(q)->domid + t->d->handle + t->idx;
+	unsigned key = pv_queue_cpu_index(qctx(q)->domid, t->d->handle, t->idx);
 	int cpu;
 
 	if (t->rt->o.no_affinity || (t->pinned && key == t->pin_key))

@@ -524,7 +524,7 @@ static void place_thread(struct nb_queue *q)
 	(void)pthread_setname_np(pthread_self(), comm);
 	if (!q->cfg.affinity)
 		return;
-	r = pv_pin_thread_index(q->cfg.domid + nb_vif_devid(q->cfg.vif) + q->cfg.id);
+	r = pv_pin_thread_index(pv_queue_cpu_index(q->cfg.domid, nb_vif_devid(q->cfg.vif), q->cfg.id));
 	if (r < 0)
 		pv_log(PV_LOG_WARN, "%s: cannot pin to a CPU: %s", q->name, strerror(-r));
 	else
