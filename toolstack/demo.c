@@ -233,10 +233,10 @@ static int verb_demo(struct cli *c, int argc, char **argv)
 	if (client_create(c, d.cl, d.sw, cip, 1, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_cl = true;
-	if (host_create(c, d.ha, d.sw, queues, err, sizeof(err)) < 0)
+	if (host_create(c, d.ha, d.sw, queues, true, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_a = true;
-	if (host_create(c, d.hb, d.sw, queues, err, sizeof(err)) < 0)
+	if (host_create(c, d.hb, d.sw, queues, true, err, sizeof(err)) < 0)
 		goto fail;
 	d.have_b = true;
 	if (interrupted)

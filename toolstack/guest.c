@@ -41,7 +41,7 @@ static void vif_encode(const struct dom_vif *v, char *buf, size_t len)
 int guest_save(const struct cli *c, const struct guest *g)
 {
 	char dir[512], path[600], domid[16], q[16], mem[16], nv[8], vifs[GUEST_MAX_VIFS][320];
-	const char *kv[2 * (8 + GUEST_MAX_VIFS)];
+	const char *kv[2 * (9 + GUEST_MAX_VIFS)];
 	char keys[GUEST_MAX_VIFS][8];
 	unsigned n = 0;
 
@@ -58,6 +58,7 @@ int guest_save(const struct cli *c, const struct guest *g)
 	KV("uuid", g->uuid);
 	KV("queues", q);
 	KV("compat", g->compat);
+	KV("affinity", g->no_affinity ? "off" : "on");
 	KV("mem_pages", mem);
 	KV("vifs", nv);
 	for (unsigned i = 0; i < g->nvifs; i++) {
@@ -151,6 +152,8 @@ int guest_load(const struct cli *c, const char *name, struct guest *g)
 	if (cli_kv_get(path, "queues", val, sizeof(val)) == 0)
 		pv_parse_uint(val, 64, &g->queues);
 	cli_kv_get(path, "compat", g->compat, sizeof(g->compat));
+	if (cli_kv_get(path, "affinity", val, sizeof(val)) == 0)
+		g->no_affinity = !strcmp(val, "off");
 	if (cli_kv_get(path, "mem_pages", val, sizeof(val)) == 0)
 		pv_parse_uint(val, 1u << 24, &g->mem_pages);
 	if (cli_kv_get(path, "vifs", val, sizeof(val)) == 0 && pv_parse_uint(val, GUEST_MAX_VIFS, &v) == 0)
@@ -396,6 +399,8 @@ static int start_runtime(const struct cli *c, const struct guest *g, uint32_t do
 		kid.argv[n++] = "--compat";
 		kid.argv[n++] = g->compat;
 	}
+	if (g->no_affinity)
+		kid.argv[n++] = "--no-affinity";
 	kid.argv[n] = NULL;
 	return sup_start(dir, &kid, 1, 10000, err, errlen);
 }
@@ -429,6 +434,8 @@ static int verb_create(struct cli *c, int argc, char **argv)
 			if (strcmp(argv[++i], "linux-5.13"))
 				return cli_fail("unknown --compat '%s' (linux-5.13)", argv[i]);
 			pv_strlcpy(g.compat, argv[i], sizeof(g.compat));
+		} else if (!strcmp(argv[i], "--no-affinity")) {
+			g.no_affinity = true;
 		} else if (argv[i][0] != '-' && !g.name[0]) {
 			if (!cli_valid_name(argv[i]))
 				return cli_fail("bad guest name '%s': 1-%d letters, digits, '-' or '_', starting with a letter",
@@ -719,7 +726,7 @@ static int verb_stats(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_verb guest_verbs[] = {
-	{ "create", verb_create, "NAME --host HOST [--vif mac=M,bridge=B,ip=A/L,ip=A6/L,mtu=N]... [--queues N] [--compat linux-5.13] [--mem-pages N]",
+	{ "create", verb_create, "NAME --host HOST [--vif mac=M,bridge=B,ip=A/L,ip=A6/L,mtu=N]... [--queues N] [--compat linux-5.13] [--mem-pages N] [--no-affinity]",
 	  "create a guest domain on a host with one or more vifs, start its runtime, connect and configure eth0.." },
 	{ "destroy", verb_destroy, "NAME", "destroy a guest: close its vifs, destroy its domain, stop its runtime" },
 	{ "list", verb_list, "", "list guests: domid, host, runtime state, vifs" },

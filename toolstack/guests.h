@@ -26,6 +26,7 @@ struct guest {
 	char uuid[37];
 	unsigned queues;       /* netfront max queues (0 = default) */
 	char compat[32];       /* "" or linux-5.13 */
+	bool no_affinity;      /* pvnet-guest --no-affinity: data threads not pinned */
 	unsigned mem_pages;
 	unsigned nvifs;
 	struct dom_vif vifs[GUEST_MAX_VIFS];

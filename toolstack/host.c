@@ -117,7 +117,8 @@ void host_teardown(const struct cli *c, const char *name)
 	cli_rmtree(dir);
 }
 
-int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, char *err, size_t errlen)
+int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, bool affinity,
+		char *err, size_t errlen)
 {
 	char dir[384], ns[64], port[32], q[16] = "";
 	char xs[512], xsdir[512], hv[512], hvdir[512], nbdir[512], conf[600];
@@ -183,10 +184,17 @@ int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, 
 	struct sup_child kids[3] = {
 		{ .name = "xenstored", .argv = { p_xs, "--rundir", xsdir, NULL }, .ready_fd = true },
 		{ .name = "hypervisor", .argv = { p_hv, "--rundir", hvdir, NULL }, .ready_fd = true },
-		{ .name = "netback", .argv = { p_nb, "--xenstore", xs, "--hypervisor", hv, "--rundir", nbdir,
-					       maxq ? "--max-queues" : NULL, q, NULL },
+		{ .name = "netback", .argv = { p_nb, "--xenstore", xs, "--hypervisor", hv, "--rundir", nbdir },
 		  .netns = ns, .ready_fd = true },
 	};
+	unsigned na = 7;
+	if (maxq) {
+		kids[2].argv[na++] = "--max-queues";
+		kids[2].argv[na++] = q;
+	}
+	if (!affinity)
+		kids[2].argv[na++] = "--no-affinity";
+	kids[2].argv[na] = NULL;
 	cli_note(c, "host %s: starting pvnet-xenstored, pvnet-hypervisor, pvnet-netback\n", name);
 	if (sup_start(dir, kids, 3, 10000, err, errlen) < 0 || dom0_init(xs, err, errlen) < 0) {
 		host_teardown(c, name);
@@ -194,7 +202,8 @@ int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, 
 	}
 	snprintf(conf, sizeof(conf), "%s/host.conf", dir);
 	cli_kv_write(conf, (const char *const[]){ "name", name, "netns", ns, "switch", sw ? sw : "",
-						  "max_queues", q, "bridge", "xenbr0" }, 5);
+						  "max_queues", q, "bridge", "xenbr0",
+						  "affinity", affinity ? "on" : "off" }, 6);
 	cli_note(c, "host %s: ready; xenstore tools: export XENSTORED_PATH=%s\n", name, xs);
 	return 0;
 }
@@ -204,11 +213,14 @@ static int verb_host_create(struct cli *c, int argc, char **argv)
 	const char *name = NULL, *sw = NULL;
 	char err[1024];
 	unsigned maxq = 0;
+	bool affinity = true;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--switch") && i + 1 < argc)
 			sw = argv[++i];
+		else if (!strcmp(argv[i], "--no-affinity"))
+			affinity = false;
 		else if (!strcmp(argv[i], "--max-queues") && i + 1 < argc) {
 			if (pv_parse_uint(argv[++i], 16, &maxq) < 0 || maxq == 0)
 				return cli_fail("--max-queues takes a number from 1 to 16");
@@ -221,7 +233,7 @@ static int verb_host_create(struct cli *c, int argc, char **argv)
 		return cli_usage(verb_find("host-create"));
 	if ((r = cli_lock(c)) < 0)
 		return cli_fail("cannot lock %s: %s", c->root, strerror(-r));
-	if (host_create(c, name, sw, maxq, err, sizeof(err)) < 0)
+	if (host_create(c, name, sw, maxq, affinity, err, sizeof(err)) < 0)
 		return cli_fail("%s", err);
 	return 0;
 }
@@ -484,7 +496,7 @@ static int verb_client_destroy(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_verb host_verbs[] = {
-	{ "host-create", verb_host_create, "NAME [--switch SWITCH] [--max-queues N]",
+	{ "host-create", verb_host_create, "NAME [--switch SWITCH] [--max-queues N] [--no-affinity]",
 	  "create a host: a network namespace with bridge xenbr0 and its pvnet-xenstored, pvnet-hypervisor and pvnet-netback" },
 	{ "host-destroy", verb_host_destroy, "NAME [--force]",
 	  "stop a host's daemons and remove it (refused while guests run there, unless --force)" },

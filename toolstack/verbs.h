@@ -5,6 +5,7 @@
 #ifndef PVNET_TOOLSTACK_VERBS_H
 #define PVNET_TOOLSTACK_VERBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "toolstack/cli.h"
@@ -23,7 +24,8 @@ int host_check_healthy(const struct cli *c, const char *host, char *err, size_t 
 
 /* The operations behind the verbs (caller holds the lock). 0 / -errno with
  * the reason in err. */
-int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, char *err, size_t errlen);
+int host_create(struct cli *c, const char *name, const char *sw, unsigned maxq, bool affinity,
+		char *err, size_t errlen);
 void host_teardown(const struct cli *c, const char *name);
 int switch_create(struct cli *c, const char *name, char *err, size_t errlen);
 void switch_destroy(const struct cli *c, const char *name);

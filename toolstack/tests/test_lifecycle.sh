@@ -32,6 +32,35 @@ pv_check "network-detach it" $PV -q network-detach "$G" 1
 pv_check "its directories are gone" bash -c "! $PV xenstore $HA xenstore-exists /local/domain/0/backend/vif/$D/1 && ! $PV xenstore $HA xenstore-exists /local/domain/$D/device/vif/1"
 pv_check "vif 0 still answers" guest_ping
 
+# --no-affinity reaches both daemons and is kept in the host's and the
+# guest's files (pinning itself is checked in test_e2e.sh).
+H3=tC$sfx
+G3=y$G
+pv_check "a host created --no-affinity" $PV -q host-create "$H3" --switch "$SW" --no-affinity
+pv_check "a guest created --no-affinity on it (2 queues)" \
+	$PV -q create "$G3" --host "$H3" --vif "mac=00:16:3e:0a:0b:03,ip=$GIP.4/24" --queues 2 --no-affinity
+pv_check "it answers" ip netns exec "$CNS" ping -c 2 -i 0.2 -W 2 "$GIP.4"
+pv_check "host.conf and guest.conf say affinity=off" \
+	bash -c "grep -qx 'affinity=off' '$PVNET_ROOT/hosts/$H3/host.conf' && grep -qx 'affinity=off' '$PVNET_ROOT/guests/$G3/guest.conf'"
+pv_check "and the pinned lab's say affinity=on" \
+	bash -c "grep -qx 'affinity=on' '$PVNET_ROOT/hosts/$HA/host.conf' && grep -qx 'affinity=on' '$PVNET_ROOT/guests/$G/guest.conf'"
+D3=$(sed -n 's/^domid=//p' "$PVNET_ROOT/guests/$G3/guest.conf")
+nb3=$(pgrep -f -- "pvnet-netback .*$PVNET_ROOT/hosts/$H3/" | head -1)
+gp3=$(pgrep -f -- "pvnet-guest .*$PVNET_ROOT/guests/$G3/" | head -1)
+# Each queue thread may run on every CPU its process may use.
+unpinned() { # pid thread
+	local all t
+	all=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$1/status")
+	t=$(pv_thread_cpus "$1" "$2")
+	echo "# $2: ${t:-no such thread} (process: $all)"
+	[ -n "$t" ] && [ "$t" = "$all" ]
+}
+for k in 0 1; do
+	pv_check "netback's vif$D3.0-q$k is not pinned" unpinned "${nb3:-0}" "vif$D3.0-q$k"
+	pv_check "netfront's eth0-q$k is not pinned" unpinned "${gp3:-0}" "eth0-q$k"
+done
+pv_check "destroy that guest and host" bash -c "$PV -q destroy $G3 && $PV -q host-destroy $H3"
+
 # Many processes in the guest's namespace (a listing longer than 4 KiB was
 # cut: a pid cut short is somebody else's, and the rest survived).
 ip netns exec "$GNS" bash -c 'for i in $(seq 800); do sleep 987.654 & done' >/dev/null 2>&1
