@@ -15,6 +15,12 @@
 # frontend's pages mapped and written/read in place: no copy, two round trips).
 # Relay and netback runs alternate PVNET_BENCH_REPEAT times (default 2) and the
 # best of each figure is kept: the machine is shared, interference only lowers.
+# The TCP streams bind fixed client ports (iperf3 --cport), the same for every
+# variant within a repeat and different from one repeat to the next: which
+# queue carries a stream is decided by a hash of its addresses and ports (the
+# TAPs' automatic queue selection, keyed once per boot), so every variant of a
+# repeat gets the same placement of streams on queues, and the repeats try
+# different ones.
 # Environment: PVNET_BENCH_SECONDS (default 4), PVNET_BENCH_QUEUES ("1 2 4"),
 # PVNET_BENCH_REPEAT (2).
 # Prints the figures and the netback/relay ratios; never fails on speed.
@@ -74,13 +80,13 @@ ticks() {
 # Run the four measurements between the two namespaces; prints 4 numbers,
 # then the CPU cost (ms per GB) of the forwarding processes (pids; "-" for
 # none) in both TCP runs.
-measure() { # hostns guestns streams pids...
-	local h=$1 g=$2 n=$3 out=$PV_TMP/iperf.json r=() c=() t0 t1 hz
-	shift 3
+measure() { # hostns guestns streams cport pids...
+	local h=$1 g=$2 n=$3 cport=$4 out=$PV_TMP/iperf.json r=() c=() t0 t1 hz
+	shift 4
 	hz=$(getconf CLK_TCK)
 	ip netns exec "$h" iperf3 -s -B 10.77.0.1 -D -I "$PV_TMP/iperf.pid" >/dev/null 2>&1
 	sleep 0.3
-	for args in "-P $n" "-P $n -R" "-u -b 0 -l 64" "-u -b 0 -l 64 -R"; do
+	for args in "-P $n --cport $cport" "-P $n -R --cport $((cport + 8))" "-u -b 0 -l 64" "-u -b 0 -l 64 -R"; do
 		t0=$(ticks "$@")
 		ip netns exec "$g" timeout $((SECS + 20)) iperf3 -c 10.77.0.1 -t "$SECS" $args --json >"$out" 2>/dev/null
 		t1=$(ticks "$@")
@@ -151,7 +157,7 @@ ip -n "$H" link add xenbr0 type bridge
 ip -n "$H" link add vh type veth peer name vg
 ip -n "$H" link set vh master xenbr0 up
 guest_up vg
-R[veth]=$(measure "$H" "$G" 1)
+R[veth]=$(measure "$H" "$G" 1 41000)
 
 # Best of two rows: the larger throughputs (first 4), the smaller CPU costs
 # (last 2); "-" loses.
@@ -170,7 +176,7 @@ EOF2
 
 # run_relay / run_netback leave their figures in OUT (no subshell: fresh()
 # must update the namespace names).
-run_relay() { # queues
+run_relay() { # queues cport
 	local rp
 	OUT="- - - - - -"
 	fresh
@@ -179,12 +185,12 @@ run_relay() { # queues
 	rp=$!
 	if wait_ready "$PV_TMP/relay.out"; then
 		guest_up eth0x
-		OUT=$(measure "$H" "$G" "$1" $rp)
+		OUT=$(measure "$H" "$G" "$1" "$2" $rp)
 	fi
 	stop_bg $rp
 }
 
-run_netback() { # queues
+run_netback() { # queues cport
 	local fp
 	OUT="- - - - - -"
 	fresh
@@ -193,7 +199,7 @@ run_netback() { # queues
 	fp=$!
 	if wait_ready "$PV_TMP/front.out"; then
 		guest_up eth0x
-		OUT=$(measure "$H" "$G" "$1" $fp $(pgrep -P $fp))
+		OUT=$(measure "$H" "$G" "$1" "$2" $fp $(pgrep -P $fp))
 	else
 		cat "$PV_TMP/front.out" >&2
 	fi
@@ -201,7 +207,7 @@ run_netback() { # queues
 }
 
 # pvnet's netfront: a toolstack host and guest (their own namespaces).
-run_netfront() { # queues
+run_netfront() { # queues cport
 	local p="$PVNET --root $TSROOT --quiet"
 	OUT="- - - - - -"
 	[ -n "$PVNET" ] || return 0
@@ -213,22 +219,41 @@ run_netfront() { # queues
 		ip -n "pvnet-h-$TS_H" addr add 10.77.0.1/24 dev xenbr0
 		ip -n "pvnet-h-$TS_H" link set xenbr0 up
 		ip netns exec "pvnet-g-$TS_G" ping -c 1 -W 2 10.77.0.1 >/dev/null 2>&1
-		OUT=$(measure "pvnet-h-$TS_H" "pvnet-g-$TS_G" "$1" $(pgrep -f -- "$TSROOT/"))
+		OUT=$(measure "pvnet-h-$TS_H" "pvnet-g-$TS_G" "$1" "$2" $(pgrep -f -- "$TSROOT/"))
 	fi
 	$p destroy "$TS_G" >/dev/null 2>&1
 	$p host-destroy "$TS_H" --force >/dev/null 2>&1
+}
+
+# One repeat's TCP figures, relay against netfront on the same ports (so the
+# same placement of streams on queues).
+paired() { # queues repeat cport relay-row netfront-row
+	$PY - "$@" <<'EOF3'
+import sys
+q, i, port, rl, nf = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5].split()
+def pct(a, b):
+    try:
+        return "%.0f%%" % (100 * float(a) / float(b))
+    except (ValueError, ZeroDivisionError):
+        return "-"
+print("  repeat %s, %s queue(s), client ports %d+ / %d+: relay %s / %s, netfront %s / %s Gbit/s (g->h / h->g): %s / %s"
+      % (i, q, port, port + 8, rl[0], rl[1], nf[0], nf[1], pct(nf[0], rl[0]), pct(nf[1], rl[1])))
+EOF3
 }
 
 for q in $QUEUES; do
 	R[relay$q]="- - - - - -"
 	R[netback$q]="- - - - - -"
 	R[netfront$q]="- - - - - -"
-	for _ in $(seq "$REPEAT"); do
-		run_relay "$q"
+	for i in $(seq "$REPEAT"); do
+		cport=$((41000 + 16 * i))
+		run_relay "$q" $cport
 		R[relay$q]=$(best "${R[relay$q]}" "$OUT")
-		run_netfront "$q"
+		rel=$OUT
+		run_netfront "$q" $cport
 		R[netfront$q]=$(best "${R[netfront$q]}" "$OUT")
-		run_netback "$q"
+		paired "$q" "$i" $cport "$rel" "$OUT"
+		run_netback "$q" $cport
 		R[netback$q]=$(best "${R[netback$q]}" "$OUT")
 	done
 done
