@@ -282,8 +282,6 @@ int pv_pin_thread_index(unsigned index)
 	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
 		if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
 			continue;
-		if (n == 1)
-			return cpu;
 		CPU_ZERO(&one);
 		CPU_SET(cpu, &one);
 		r = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);

@@ -68,7 +68,8 @@ size_t pv_strlcpy(char *dst, const char *src, size_t size);
  * (index mod count)-th of them, so that the threads given the same index in
  * different processes share a CPU (netback's queue N and netfront's queue N:
  * their wake-ups and the frames' bytes then stay on one CPU). The CPU chosen,
- * or -errno; nothing changes when only one CPU is allowed (returns it). */
+ * or -errno. Also with one CPU allowed the thread is set to it (a thread
+ * pinned elsewhere before the process was narrowed moves there). */
 int pv_pin_thread_index(unsigned index);
 /* The index both ends of a vif queue pin by — netback's queue thread and
  * netfront's data thread must agree on it: frontend domid + devid (the

@@ -79,20 +79,37 @@ pv_thread_cpus() { # pid thread-name
 	done
 }
 
+# The CPU pv_pin_thread_index(INDEX) picks in process PID: the (INDEX mod
+# n)-th of the n CPUs the process may use.
+pv_index_cpu() { # pid index
+	local list part lo hi cpus=() parts=()
+	list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	IFS=, read -ra parts <<<"$list"
+	for part in "${parts[@]}"; do
+		lo=${part%-*}; hi=${part#*-}
+		for ((; lo <= hi; lo++)); do cpus+=("$lo"); done
+	done
+	[ ${#cpus[@]} -gt 0 ] && echo "${cpus[$(($2 % ${#cpus[@]}))]}"
+}
+
 # Does each of the first N queues have netback's thread (VIF-qK in NBPID) and
-# netfront's (IF-qK in GPID) pinned to the same single CPU? Prints the CPUs.
+# netfront's (IF-qK in GPID) pinned to the same single CPU, the one the pin
+# rule gives (pv_queue_cpu_index: domid + devid + K, from VIF's name
+# vifDOMID.DEVID)? Prints the CPUs.
 pv_queues_share_cpus() { # nbpid vif gpid ifname n
-	local k a b ok=0
+	local k a b want ok=0 dd=${2#vif}
 	for k in $(seq 0 $(($5 - 1))); do
 		a=$(pv_thread_cpus "$1" "$2-q$k")
 		b=$(pv_thread_cpus "$3" "$4-q$k")
-		printf 'q%s: %s/%s ' "$k" "${a:-none}" "${b:-none}"
+		want=$(pv_index_cpu "$1" $((${dd%.*} + ${dd#*.} + k)))
+		printf 'q%s: %s/%s (rule: %s) ' "$k" "${a:-none}" "${b:-none}" "${want:-?}"
 		case $a in ''|*[-,]*) ok=1 ;; esac
-		[ "$a" = "$b" ] || ok=1
+		[ "$a" = "$b" ] && [ "$a" = "$want" ] || ok=1
 	done
 	echo
 	return $ok
 }
+pv_queues_pinned() { pv_queues_share_cpus "$@" >/dev/null; }
 
 pv_done() {
 	echo "$_pv_pass passed, $_pv_fail failed"

@@ -194,18 +194,20 @@ static void test_sbuf(void **state)
 	assert_string_equal(small, "abcde");
 }
 
-/* Out of fds, a connection is shed (accepted and closed), not left pending
- * for a level-triggered listener to spin on. */
-/* pv_pin_thread_index: index mod the allowed CPUs, in order; a thread
- * allowed one CPU keeps it. Run in threads so the test's own mask stays. */
-struct pin_case { unsigned index, again; int got; cpu_set_t after; };
+/* pv_pin_thread_index: index mod the allowed CPUs, in order; with one CPU
+ * allowed, every index gets it. Run in threads so the test's own mask stays.
+ * `narrow`: the process (its main thread) is narrowed to it between the two
+ * pins, as `taskset -p` does. */
+struct pin_case { unsigned index, again; const cpu_set_t *narrow; int got; cpu_set_t after; };
 
 static void *pin_thread(void *arg)
 {
 	struct pin_case *c = arg;
 
 	c->got = pv_pin_thread_index(c->index);
-	if (c->again != c->index) /* pinned already: pinned again elsewhere */
+	if (c->narrow)
+		(void)sched_setaffinity(getpid(), sizeof(*c->narrow), c->narrow);
+	if (c->again != c->index || c->narrow) /* pinned already: pinned again elsewhere */
 		c->got = pv_pin_thread_index(c->again);
 	CPU_ZERO(&c->after);
 	(void)sched_getaffinity(0, sizeof(c->after), &c->after);
@@ -253,10 +255,25 @@ static void test_pin_thread(void **state)
 
 		pin_run(&c);
 		assert_int_equal(c.got, cpus[n - 1]);
+		assert_int_equal(CPU_COUNT(&c.after), 1);
+		assert_true(CPU_ISSET(cpus[n - 1], &c.after));
+	}
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	/* A thread pinned to the first CPU, then the process narrowed to the
+	 * last: pinned again, the thread moves there. */
+	{
+		struct pin_case c = { .index = 0, .again = 0, .narrow = &one };
+
+		pin_run(&c);
+		assert_int_equal(c.got, cpus[n - 1]);
+		assert_int_equal(CPU_COUNT(&c.after), 1);
 		assert_true(CPU_ISSET(cpus[n - 1], &c.after));
 	}
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 }
+
+/* Out of fds, a connection is shed (accepted and closed), not left pending
+ * for a level-triggered listener to spin on. */
 
 static void test_accept_shed(void **state)
 {

@@ -78,6 +78,7 @@ fi
 # the two queues when there are two.
 NBPID=$(pgrep -f -- "pvnet-netback .*$ROOT/" | head -1)
 GPID=$(pgrep -f -- "pvnet-guest .*$ROOT/" | head -1)
+pv_wait_for 2 pv_queues_pinned "$NBPID" "$VIF" "$GPID" eth0 2
 pv_check "both ends of each queue pinned to one CPU: $(pv_queues_share_cpus "$NBPID" "$VIF" "$GPID" eth0 2)" \
 	pv_queues_share_cpus "$NBPID" "$VIF" "$GPID" eth0 2
 if [ "$(nproc)" -ge 2 ]; then

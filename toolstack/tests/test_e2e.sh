@@ -62,6 +62,7 @@ pv_check "B's vif has 2 queues (${qB:-?})" test "${qB:-0}" = 2
 vifB=vif$(sed -n 's/^domid=//p' "$PVNET_ROOT/guests/$G/guest.conf").0
 nbB=$(pgrep -f -- "pvnet-netback .*$PVNET_ROOT/hosts/$HB/" | head -1)
 gp=$(pgrep -f -- "pvnet-guest .*$PVNET_ROOT/" | head -1)
+pv_wait_for 2 pv_queues_pinned "$nbB" "$vifB" "$gp" eth0 2  # netfront pins as its queues come up
 pv_check "on B, both ends of each queue on one CPU: $(pv_queues_share_cpus "$nbB" "$vifB" "$gp" eth0 2)" \
 	pv_queues_share_cpus "$nbB" "$vifB" "$gp" eth0 2
 pv_check "migrate back to A (8 queues)" $PV -q migrate "$G" "$HA"
@@ -70,6 +71,7 @@ pv_check "A's vif has 8 queues again (${qA:-?})" test "${qA:-0}" = 8
 # Back on A under a new domid: netfront pinned its threads again by it.
 domA=$(sed -n 's/^domid=//p' "$PVNET_ROOT/guests/$G/guest.conf")
 nbA=$(pgrep -f -- "pvnet-netback .*$PVNET_ROOT/hosts/$HA/" | head -1)
+pv_wait_for 2 pv_queues_pinned "$nbA" "vif$domA.0" "$gp" eth0 8
 pv_check "back on A (domid $domA), both ends of each queue on one CPU: $(pv_queues_share_cpus "$nbA" "vif$domA.0" "$gp" eth0 8)" \
 	pv_queues_share_cpus "$nbA" "vif$domA.0" "$gp" eth0 8
 pv_check "guest answers on A" guest_ping

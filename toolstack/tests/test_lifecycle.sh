@@ -36,7 +36,7 @@ pv_check "vif 0 still answers" guest_ping
 # guest's files (pinning itself is checked in test_e2e.sh).
 H3=tC$sfx
 G3=y$G
-pv_check "a host created --no-affinity" $PV -q host-create "$H3" --switch "$SW" --no-affinity
+pv_check "a host created --no-affinity" $PV -q host-create "$H3" --switch "$SW" --max-queues 2 --no-affinity
 pv_check "a guest created --no-affinity on it (2 queues)" \
 	$PV -q create "$G3" --host "$H3" --vif "mac=00:16:3e:0a:0b:03,ip=$GIP.4/24" --queues 2 --no-affinity
 pv_check "it answers" ip netns exec "$CNS" ping -c 2 -i 0.2 -W 2 "$GIP.4"
@@ -55,10 +55,14 @@ unpinned() { # pid thread
 	echo "# $2: ${t:-no such thread} (process: $all)"
 	[ -n "$t" ] && [ "$t" = "$all" ]
 }
-for k in 0 1; do
-	pv_check "netback's vif$D3.0-q$k is not pinned" unpinned "${nb3:-0}" "vif$D3.0-q$k"
-	pv_check "netfront's eth0-q$k is not pinned" unpinned "${gp3:-0}" "eth0-q$k"
-done
+if [ "$(nproc)" -lt 2 ]; then
+	echo "# one CPU: a pinned thread could not be told from an unpinned one; not checked"
+else
+	for k in 0 1; do
+		pv_check "netback's vif$D3.0-q$k is not pinned" unpinned "${nb3:-0}" "vif$D3.0-q$k"
+		pv_check "netfront's eth0-q$k is not pinned" unpinned "${gp3:-0}" "eth0-q$k"
+	done
+fi
 pv_check "destroy that guest and host" bash -c "$PV -q destroy $G3 && $PV -q host-destroy $H3"
 
 # Many processes in the guest's namespace (a listing longer than 4 KiB was
