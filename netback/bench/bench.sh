@@ -20,7 +20,8 @@
 # queue carries a stream is decided by a hash of its addresses and ports (the
 # TAPs' automatic queue selection, keyed once per boot), so every variant of a
 # repeat gets the same placement of streams on queues, and the repeats try
-# different ones.
+# different ones. The ports are below Linux's ephemeral range (32768-60999),
+# so that no other connection (iperf3's control one) can hold them.
 # Environment: PVNET_BENCH_SECONDS (default 4), PVNET_BENCH_QUEUES ("1 2 4"),
 # PVNET_BENCH_REPEAT (2).
 # Prints the figures and the netback/relay ratios; never fails on speed.
@@ -157,7 +158,7 @@ ip -n "$H" link add xenbr0 type bridge
 ip -n "$H" link add vh type veth peer name vg
 ip -n "$H" link set vh master xenbr0 up
 guest_up vg
-R[veth]=$(measure "$H" "$G" 1 41000)
+R[veth]=$(measure "$H" "$G" 1 31000)
 
 # Best of two rows: the larger throughputs (first 4), the smaller CPU costs
 # (last 2); "-" loses.
@@ -246,7 +247,7 @@ for q in $QUEUES; do
 	R[netback$q]="- - - - - -"
 	R[netfront$q]="- - - - - -"
 	for i in $(seq "$REPEAT"); do
-		cport=$((41000 + 16 * i))
+		cport=$((31000 + 16 * i))
 		run_relay "$q" $cport
 		R[relay$q]=$(best "${R[relay$q]}" "$OUT")
 		rel=$OUT
