@@ -274,7 +274,6 @@ static void test_pin_thread(void **state)
 
 /* Out of fds, a connection is shed (accepted and closed), not left pending
  * for a level-triggered listener to spin on. */
-
 static void test_accept_shed(void **state)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };

@@ -117,8 +117,8 @@ static void run(bool compat)
 	free(t);
 	CHECK(ping_guest(), "%s: ping the guest on host A", mode);
 	/* Pinned: within 2 s of the queue's channel coming up. Not pinned:
-	 * still every CPU after the ping and as long again (a pin would have
-	 * come by then). */
+	 * still every CPU after the ping and 300 ms more (netfront pins as
+	 * soon as a queue's channel is up, before its first frame). */
 	if (compat)
 		usleep(300000);
 	n = thread_ncpus(g->pid, "eth0-q7", compat ? ncpus : 1);
