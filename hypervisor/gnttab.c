@@ -58,6 +58,7 @@ struct pv_gnttab {
 	struct attach *att;
 	unsigned natt, cap_att;
 	bool no_local;           /* the hypervisor refused GT_ATTACH: never ask again */
+	bool local_off;          /* pv_gnttab_set_local(false) */
 	uint64_t local_copies;
 	union {
 		struct gnttab_map_grant_ref map[HVP_MAX_BATCH];
@@ -512,7 +513,7 @@ static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_se
 	struct attach *a;
 	int r;
 
-	if (gt->c.domid != 0 || gt->no_local || !gt->own || gt->own_pages > UINT32_MAX)
+	if (gt->c.domid != 0 || gt->no_local || gt->local_off || !gt->own || gt->own_pages > UINT32_MAX)
 		return 0;
 	for (unsigned i = 0; i < k; i++) {
 		bool sg = w[i].flags & GNTCOPY_source_gref, dg = w[i].flags & GNTCOPY_dest_gref;
@@ -548,12 +549,15 @@ static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_se
 
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt) { return gt->local_copies; }
 
+void pv_gnttab_set_local(struct pv_gnttab *gt, bool on) { gt->local_off = !on; }
+
 int16_t pv_gnttab_grant_check(struct pv_gnttab *gt, uint32_t domid, grant_ref_t ref, bool write)
 {
 	struct attach *a;
 	int16_t st;
 
-	if (gt->c.domid != 0 || gt->no_local || domid == 0 || domid >= DOMID_FIRST_RESERVED)
+	if (gt->c.domid != 0 || gt->no_local || gt->local_off || domid == 0 ||
+	    domid >= DOMID_FIRST_RESERVED)
 		return GNTST_okay;
 	a = attach(gt, domid);
 	if (!a)

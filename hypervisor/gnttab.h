@@ -138,6 +138,10 @@ int pv_gnttab_set_own_memory(struct pv_gnttab *gt, void *base, size_t npages);
  * hypervisor.md, "Grant copy in dom0"). Anything else goes to the hypervisor.
  * How many segments were copied in-process so far: */
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt);
+/* Off: every copy goes to the hypervisor, as a driver domain's would (a
+ * domU cannot copy in-process), and pv_gnttab_grant_check() cannot tell.
+ * On by default; only dom0 ever copies in-process. */
+void pv_gnttab_set_local(struct pv_gnttab *gt, bool on);
 /* dom0: what a copy from (or, `write`, into) grant `ref` of `domid` would
  * answer now, from one read of the granter's table, nothing pinned:
  * advisory (the granter may change the entry before the copy, which then

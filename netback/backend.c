@@ -431,6 +431,7 @@ static int backend_connect(struct nb_dev *dev)
 		cfgs[q].credit_bytes = credit_bytes;
 		cfgs[q].credit_usec = credit_usec;
 		cfgs[q].affinity = !d->o.no_affinity;
+		cfgs[q].hv_copies = d->o.hv_copies;
 		if ((r = connect_data_rings(dev, q, requested, b, 5 * q, &cfgs[q])) < 0)
 			goto out;
 	}

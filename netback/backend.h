@@ -34,6 +34,7 @@ struct nb_backend_opts {
 	unsigned stall_ms;      /* rx_stall_timeout_msecs (idem) */
 	bool map_grants;        /* map the frontend's pages rather than grant-copy them */
 	bool no_affinity;       /* leave queue threads to the scheduler (default: pinned, queue.h) */
+	bool hv_copies;         /* grant copies through the hypervisor, as a driver domain does */
 };
 
 struct nb_daemon;

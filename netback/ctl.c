@@ -66,8 +66,8 @@ static void dir_json(struct pv_sbuf *b, const char *name, const struct dir_sum *
 }
 
 struct misc_sum {
-	unsigned long long gso_csum_fixups, sw_csum, spurious_events, map_batches, copy_batches, unmap_batches,
-			   rx_stalls, credit_waits;
+	unsigned long long gso_csum_fixups, sw_csum, spurious_events, map_batches, copy_batches,
+			   hv_copy_batches, unmap_batches, rx_stalls, credit_waits;
 };
 
 static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
@@ -77,6 +77,7 @@ static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
 	m->spurious_events += LD(q->spurious_events);
 	m->map_batches += LD(q->map_batches);
 	m->copy_batches += LD(q->copy_batches);
+	m->hv_copy_batches += LD(q->hv_copy_batches);
 	m->unmap_batches += LD(q->unmap_batches);
 	m->rx_stalls += LD(q->rx_stalls);
 	m->credit_waits += LD(q->credit_waits);
@@ -85,9 +86,10 @@ static void misc_add(struct misc_sum *m, const struct nb_qstats *q)
 static void misc_json(struct pv_sbuf *b, const struct misc_sum *m)
 {
 	pv_sbuf_printf(b, "\"gso_csum_fixups\":%llu,\"sw_csum\":%llu,\"spurious_events\":%llu,"
-		  "\"map_batches\":%llu,\"copy_batches\":%llu,\"unmap_batches\":%llu,\"rx_stalls\":%llu,"
-		  "\"credit_waits\":%llu", m->gso_csum_fixups, m->sw_csum, m->spurious_events, m->map_batches,
-		  m->copy_batches, m->unmap_batches, m->rx_stalls, m->credit_waits);
+		  "\"map_batches\":%llu,\"copy_batches\":%llu,\"hv_copy_batches\":%llu,"
+		  "\"unmap_batches\":%llu,\"rx_stalls\":%llu,\"credit_waits\":%llu",
+		  m->gso_csum_fixups, m->sw_csum, m->spurious_events, m->map_batches, m->copy_batches,
+		  m->hv_copy_batches, m->unmap_batches, m->rx_stalls, m->credit_waits);
 }
 
 struct sums {

@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"                       feature-rx-notify)\n"
 		"  --map-grants         map the frontend's pages instead of grant-copying them\n"
 		"                       (also what happens without dom0 I/O memory)\n"
+		"  --hypervisor-copies  every grant copy done by the hypervisor, as for a backend\n"
+		"                       in a driver domain (default: dom0 copies in-process)\n"
 		"  --no-affinity        leave the queue threads to the scheduler (default: queue N\n"
 		"                       of domain D's vif V on allowed CPU (D+V+N) mod count, where\n"
 		"                       pvnet-guest runs that queue's thread)\n"
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
 		{ "rx-stall-timeout", required_argument, 0, 'S' },
 		{ "map-grants", no_argument, 0, 'M' },
 		{ "no-affinity", no_argument, 0, 'A' },
+		{ "hypervisor-copies", no_argument, 0, 'C' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -107,6 +110,9 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			bo.no_affinity = true;
+			break;
+		case 'C':
+			bo.hv_copies = true;
 			break;
 		case 'q':
 			if (pv_parse_uint(optarg, NB_MAX_QUEUES_LIMIT, &bo.max_queues) < 0 || bo.max_queues == 0) {

@@ -235,7 +235,10 @@ bool nb_q_copy(struct nb_queue *q, unsigned n, struct pv_gnttab_copy_seg *segs)
 		nb_q_fatal(q, "grant copy batch failed: %s", strerror(-r));
 		return false;
 	}
-	return pv_gnttab_local_copies(q->gt) - local == n || !nb_q_revoked(q);
+	if (pv_gnttab_local_copies(q->gt) - local == n)
+		return true;
+	nb_stat_add(&q->st.hv_copy_batches, 1);
+	return !nb_q_revoked(q);
 }
 
 static void on_tap(struct pv_loop *loop, int fd, uint32_t events, void *arg)
@@ -351,6 +354,8 @@ static int setup(struct nb_queue *q)
 	q->cfg.gt = NULL;
 	if (!q->gt)
 		return -errno;
+	if (q->cfg.hv_copies)
+		pv_gnttab_set_local(q->gt, false);
 	q->ec = q->cfg.ec ? q->cfg.ec : pv_evtchn_open(q->cfg.hv_path);
 	q->cfg.ec = NULL;
 	if (!q->ec)

@@ -52,7 +52,8 @@ struct nb_qstats {
 	_Atomic uint64_t sw_csum;           /* to_guest checksums completed in software */
 	_Atomic uint64_t spurious_events;   /* events without work (storm accounting) */
 	_Atomic uint64_t map_batches;       /* grant map round trips */
-	_Atomic uint64_t copy_batches;      /* grant copy batches (small tx packets; in-process for dom0) */
+	_Atomic uint64_t copy_batches;      /* grant copy batches (in-process for dom0) */
+	_Atomic uint64_t hv_copy_batches;   /* ... of which the hypervisor did some (--hypervisor-copies) */
 	_Atomic uint64_t unmap_batches;     /* grant unmap round trips (both directions) */
 	_Atomic uint64_t rx_stalls;         /* "Guest Rx stalled" episodes */
 	_Atomic uint64_t credit_waits;      /* tx stopped for `rate` credit */
@@ -83,6 +84,7 @@ struct nb_queue_cfg {
 	const struct nb_own_mem *own;  /* for the small-packet copy path (NULL: maps only) */
 	uint64_t credit_bytes, credit_usec;  /* `rate`; credit_usec 0 = unlimited */
 	bool affinity;                 /* pin the thread: domid + devid + id (pv_pin_thread_index) */
+	bool hv_copies;                /* every grant copy through the hypervisor (pv_gnttab_set_local) */
 };
 
 struct nb_queue;

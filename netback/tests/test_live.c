@@ -281,6 +281,7 @@ static void case_handshake(struct tf_env *e)
 }
 
 static bool no_affinity;
+static bool hv_copies;   /* netback --hypervisor-copies */
 
 /* The CPUs netback's thread `comm` may run on; false if there is no such
  * thread. */
@@ -382,12 +383,19 @@ static void case_queues(struct tf_env *e, unsigned nq, bool split)
 	}
 	CHECK(got == 64, "64 flows received (%u)", got);
 	CHECK(nq == 1 || nused > 1, "frames arrived on %u of %u queues", nused, nq);
-	/* Both directions went by grant copy, or (--map-grants) by mappings. */
+	/* Both directions went by grant copy, or (--map-grants) by mappings;
+	 * the copies in netback's process, or (--hypervisor-copies) all by
+	 * the hypervisor. */
 	CHECK(map_grants ? stat_value(e, &v, "vif", "map_batches") >= 2 &&
 			   stat_value(e, &v, "vif", "copy_batches") == 0
 			 : stat_value(e, &v, "vif", "copy_batches") >= 2 &&
 			   stat_value(e, &v, "vif", "map_batches") == 0,
 	      "the data went by %s", map_grants ? "mappings" : "grant copies");
+	if (!map_grants)
+		CHECK(hv_copies ? stat_value(e, &v, "vif", "hv_copy_batches") ==
+				  stat_value(e, &v, "vif", "copy_batches")
+				: stat_value(e, &v, "vif", "hv_copy_batches") == 0,
+		      "copied %s", hv_copies ? "by the hypervisor, every batch" : "in netback's process");
 }
 
 static void case_q1(struct tf_env *e) { case_queues(e, 1, false); }
@@ -705,6 +713,8 @@ static void case_destroy_under_load(struct tf_env *e)
 		tf_host_send(e, NULL, f, len);
 		tf_tx_responses(&a, 0, rsp, 64, 0, 0);
 		(void)tf_rx_recv(&a, 0, g, sizeof(g), &info, 0);
+		if (i == 1000 && hv_copies)
+			CHECK(stat_value(e, &a, "vif", "hv_copy_batches") > 0, "the hypervisor copies");
 		if (i == 1000)
 			CHECK(pv_hv_domain_destroy(e->hv, a.d->domid) == 0, "domain destroyed under load");
 	}
@@ -1364,6 +1374,11 @@ static const struct tcase cases[] = {
 	{ "reconnect", case_reconnect, NULL, 0 },
 	{ "domain-destroyed", case_domain_destroyed, NULL, 0 },
 	{ "destroy-under-load", case_destroy_under_load, NULL, 0 },
+	/* A driver domain's path: every copy by the hypervisor, also while
+	 * the frontend's domain goes away. */
+	{ "hv-copies-queues-2-split", case_q2, "--max-queues 8 --hypervisor-copies", 0 },
+	{ "hv-copies-gso-rx", case_gso_rx, "--hypervisor-copies", 0 },
+	{ "hv-copies-destroy-under-load", case_destroy_under_load, "--hypervisor-copies", 0 },
 	{ "backend-removed", case_backend_removed, NULL, 0 },
 	{ "queue-count", case_queue_count, "--max-queues 8", 0 },
 	{ "bad-ring-ref", case_bad_ring_ref, "--max-queues 4", 0 },
@@ -1405,6 +1420,7 @@ int main(int argc, char **argv)
 
 		map_grants = cases[i].nb_args && strstr(cases[i].nb_args, "--map-grants");
 		no_affinity = cases[i].nb_args && strstr(cases[i].nb_args, "--no-affinity");
+		hv_copies = cases[i].nb_args && strstr(cases[i].nb_args, "--hypervisor-copies");
 		struct tf_env e;
 		int r;
 
