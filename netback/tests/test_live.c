@@ -1252,8 +1252,15 @@ static void case_bad_gref(struct tf_env *e)
 	tf_host_send(e, NULL, f, len);
 	CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 2000) >= 0 && info.error < 0 && info.nslots == 1,
 	      "bad rx buffer answered with an error status (%d)", info.error);
-	CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 2000) >= 0 && info.len == len && memcmp(f, g, len) == 0,
-	      "the frame lands in the next buffer");
+	/* dom0 checks the ref before committing the frame to a buffer; with
+	 * the hypervisor copying (a driver domain's path) the failure shows
+	 * only after the copy, and the frame goes with it, as in Linux. */
+	if (hv_copies)
+		CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 500) < 0,
+		      "the frame is lost with the failed copy (Linux's behaviour)");
+	else
+		CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 2000) >= 0 && info.len == len &&
+		      memcmp(f, g, len) == 0, "the frame lands in the next buffer");
 	CHECK(stat_value(e, &c, "to_guest", "errors") == 1, "counted as an rx error");
 	CHECK(traffic_ok(e, &p.b), "the other vif is untouched");
 }
@@ -1379,6 +1386,7 @@ static const struct tcase cases[] = {
 	{ "hv-copies-queues-2-split", case_q2, "--max-queues 8 --hypervisor-copies", 0 },
 	{ "hv-copies-gso-rx", case_gso_rx, "--hypervisor-copies", 0 },
 	{ "hv-copies-destroy-under-load", case_destroy_under_load, "--hypervisor-copies", 0 },
+	{ "hv-copies-bad-gref", case_bad_gref, "--hypervisor-copies", 0 },
 	{ "backend-removed", case_backend_removed, NULL, 0 },
 	{ "queue-count", case_queue_count, "--max-queues 8", 0 },
 	{ "bad-ring-ref", case_bad_ring_ref, "--max-queues 4", 0 },
