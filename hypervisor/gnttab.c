@@ -499,6 +499,13 @@ static struct hvd_gt *local_lookup(void *ctx, domid_t domid)
 	return domid == l->granter->domid ? l->granter : NULL;
 }
 
+/* Whether this handle may use the granters' tables itself: dom0's, unless
+ * the hypervisor refused them or the caller turned it off. */
+static bool local_ok(const struct pv_gnttab *gt)
+{
+	return gt->c.domid == 0 && !gt->no_local && !gt->local_off;
+}
+
 /* dom0 copies a chunk itself when every segment has one grant side, all of
  * one granting domain, and our own memory on the other: the grant checks and
  * pins of the hypervisor (gnttab_core.c) run here under the granter's grant
@@ -513,7 +520,7 @@ static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_se
 	struct attach *a;
 	int r;
 
-	if (gt->c.domid != 0 || gt->no_local || gt->local_off || !gt->own || gt->own_pages > UINT32_MAX)
+	if (!local_ok(gt) || !gt->own || gt->own_pages > UINT32_MAX)
 		return 0;
 	for (unsigned i = 0; i < k; i++) {
 		bool sg = w[i].flags & GNTCOPY_source_gref, dg = w[i].flags & GNTCOPY_dest_gref;
@@ -556,8 +563,7 @@ int16_t pv_gnttab_grant_check(struct pv_gnttab *gt, uint32_t domid, grant_ref_t 
 	struct attach *a;
 	int16_t st;
 
-	if (gt->c.domid != 0 || gt->no_local || gt->local_off || domid == 0 ||
-	    domid >= DOMID_FIRST_RESERVED)
+	if (!local_ok(gt) || domid == 0 || domid >= DOMID_FIRST_RESERVED)
 		return GNTST_okay;
 	a = attach(gt, domid);
 	if (!a)
