@@ -42,7 +42,7 @@ struct nfd_thread {
 	int epfd, kickfd;
 	atomic_bool stop;
 	struct pv_evtchn *ec;       /* the queue's handle attached to epfd, NULL none */
-	int ec_fd;                  /* or its own fd watched in epfd (older kernels), -1 */
+	int ec_fd;                  /* or its own fd watched in epfd (PVNET_EVTCHN_LEVEL), -1 */
 	uint64_t ec_gen;
 	bool tap_armed;
 	bool tx_blocked;            /* ring full: wait for tx completions */
@@ -687,9 +687,10 @@ static void handle_events(struct nfd_thread *t, bool woken)
 			ports[nports++] = port;
 	pthread_mutex_unlock(&q->rx_lock);
 	if (!nports && !t->rx_more) {
-		/* Woken for no event at all: bytes in our pipe without the flag
-		 * that makes them one (a backend at most leaves an edge of an
-		 * event we took already); masking does not stop those. */
+		/* Woken for no event at all: our doorbell rung without the flag
+		 * that makes it one (an honest backend at most leaves an edge of
+		 * an event we took already, or the port's own report when it was
+		 * bound); masking does not stop those. */
 		if (woken)
 			storm_account(d, q, true);
 		return;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -239,8 +239,8 @@ static int op_gt_attach(struct ctx *x)
 
 static void reply_port(struct ctx *x, const struct hvd_port *p)
 {
-	add_fd(x, p->chan->fd[p->side]);   /* ours to read */
-	add_fd(x, p->chan->wr[!p->side]);  /* into the peer's: ours to write */
+	add_fd(x, p->chan->bell[p->side]);   /* ours to watch */
+	add_fd(x, p->chan->bell[!p->side]);  /* the peer's: ours to ring */
 	add_fd(x, p->chan->flags);         /* both sides' pending flags */
 	x->arg[0] = p->side;
 }
@@ -257,16 +257,11 @@ static int op_ec_alloc_unbound(struct ctx *x)
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->fd[0] = ch->fd[1] = ch->wr[0] = ch->wr[1] = -1;
-	for (int i = 0; i < 2; i++) {
-		int pp[2];
-		if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) < 0)
-			break;
-		ch->fd[i] = pp[0];
-		ch->wr[i] = pp[1];
-	}
+	/* Ready from the start, and never read (evtchn.c). */
+	for (int i = 0; i < 2; i++)
+		ch->bell[i] = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
 	ch->flags = hvd_sealed_memfd("pvnet-evtchn", HVP_EC_FLAGS_SIZE);
-	port = ch->fd[0] < 0 || ch->fd[1] < 0 || ch->flags < 0 ? -EMFILE
+	port = ch->bell[0] < 0 || ch->bell[1] < 0 || ch->flags < 0 ? -EMFILE
 		: hvd_ec_alloc_unbound(&x->c->dom->ec, a.remote_dom, ch, x->c);
 	if (port < 0) {
 		hvd_chan_free(ch);
@@ -291,17 +286,10 @@ static int op_ec_bind(struct ctx *x)
 	port = hvd_ec_bind(&x->c->dom->ec, rd ? &rd->ec : NULL, b.remote_port, x->c);
 	if (port < 0)
 		return port;
+	/* A new binding is pending once, for what the peer sent before it:
+	 * the binder sets its own flag (evtchn.c), and its doorbell is ready
+	 * from the start. */
 	p = &x->c->dom->ec.ports[port];
-	/* A new binding is pending once, for what the peer sent before it.
-	 * The peer shares that write end (it notifies through it) and could
-	 * make it blocking with the pipe full: vmsplice's SPLICE_F_NONBLOCK
-	 * never waits, whatever the file's flags (a full pipe is pending
-	 * anyway). */
-	{
-		static const char one = 1;
-		struct iovec iov = { (void *)&one, 1 };
-		(void)vmsplice(p->chan->wr[p->side], &iov, 1, SPLICE_F_NONBLOCK);
-	}
 	b.local_port = (evtchn_port_t)port;
 	memcpy(x->out, &b, sizeof(b));
 	x->out_len = sizeof(b);

@@ -316,12 +316,9 @@ static struct hvd_evtchn *lookup_ec(void *ctx, domid_t domid)
 
 void hvd_chan_free(struct hvd_chan *ch)
 {
-	for (int i = 0; i < 2; i++) {
-		if (ch->fd[i] >= 0)
-			close(ch->fd[i]);
-		if (ch->wr[i] >= 0)
-			close(ch->wr[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		if (ch->bell[i] >= 0)
+			close(ch->bell[i]);
 	if (ch->flags >= 0)
 		close(ch->flags);
 	free(ch);

@@ -1,46 +1,41 @@
 /*
  * Event channels, client side (libxenevtchn shape). Each bound port has
- * three fds from the hypervisor: `in`, the read end of a pipe the peer
- * writes into (we watch it), `out`, the write end of the peer's pipe, and
- * the channel's flags page (a sealed memfd both sides map, proto.h
+ * three fds from the hypervisor: `bell`, our doorbell (an eventfd the peer
+ * rings; we watch it), `ring`, the peer's doorbell (we ring it), and the
+ * channel's flags page (a sealed memfd both sides map, proto.h
  * HVP_EC_FLAGS_SIZE): one pending flag per side. notify() sets the peer's
- * flag and writes one byte into its pipe only when the flag goes from 0 to
- * 1, so notifications coalesce before any syscall; taking an event clears
- * our flag. Pipes, not one eventfd both sides share: each side's file is its
- * own, so a peer cannot make our reads or writes block (by clearing
- * O_NONBLOCK on a shared file, or saturating it).
+ * flag and rings its doorbell only when the flag goes from 0 to 1, so
+ * notifications coalesce before any syscall; taking an event clears our
+ * flag.
  *
- * Two ways to wait:
- * - The handle's fd (pv_evtchn_fd), a level-triggered epoll set over every
- *   `in`. pending() asks it which ports are readable, drains the pipe, then
- *   clears the flag, and it is an event if the flag was set (in that order:
- *   a byte written after the drain stays and makes the port readable again;
- *   none is lost). Masks live here:
- *   pending() returns the port masked; unmask() just clears the mask — no
- *   syscall on the common path. Only if an event arrives while the port is
- *   masked does pending() take the port out of the epoll set (leaving the
- *   byte, so the port stays pending); unmask() then puts it back and, the
- *   pipe being readable, it fires at once, as on Xen. So a masked port never
- *   makes the fd spin. With a single port, pending() skips epoll_wait and
- *   just tries the read.
- * - Attached (pv_evtchn_attach): every `in` sits edge-triggered in the
- *   caller's own epoll set, so a notification wakes the caller's epoll_wait
- *   directly, without a nested set. pending() then makes no syscall: it
- *   looks at the flags of the bound ports. The pipes are not read per event:
- *   with the 0->1 rule an honest peer has written at most one byte per event
- *   we took (plus one), so pending() drains a pipe once every
- *   EC_DRAIN_EVERY events it took from it, long before 64 KiB fill it. A
- *   port found pending while masked stays so (its flag set, so the peer
- *   writes nothing more); unmask() re-arms its registration (EPOLL_CTL_MOD
- *   of a readable fd reports it again) so that it fires, as on Xen.
- * A peer that lies with the flags (sets ours without writing, clears its
- * own, fills our pipe) only loses or invents events on its own channel; one
- * that writes bytes without the flag wakes us for nothing: drivers count a
- * wake-up without an event as an event storm's (evtchn.h). Attached mode
- * needs a kernel that wakes an edge-triggered pipe reader at every write
- * (Linux 5.14+): attach() asks once and refuses otherwise.
+ * A doorbell is an eventfd whose count starts at 1 and that nobody reads:
+ * ringing it is writing a zero. Adding 0 to the count always fits (it never
+ * exceeds 2^64-2), so that write never blocks, whatever the shared file's
+ * flags — a peer cannot make our notify block by clearing O_NONBLOCK or
+ * saturating the count — and it still wakes the eventfd's waiters, which an
+ * edge-triggered epoll entry reports because the count is above 0. A peer
+ * that reads our doorbell down to 0 silences only the events it sends us
+ * (as one that never notifies does). Every doorbell sits edge-triggered in
+ * an epoll set:
+ * - The handle's own set (pv_evtchn_fd, what libxenevtchn gives): the fd is
+ *   readable while some doorbell rang since pending() last emptied the set.
+ *   pending() empties it (one epoll_wait) and then looks at the flags: a
+ *   notify after that leaves the fd readable again, so none is lost, and
+ *   the fd does not stay readable for events already taken.
+ * - Attached (pv_evtchn_attach): the caller's set, so a notification wakes
+ *   the caller's epoll_wait directly, without a nested set; pending() then
+ *   never makes a syscall.
+ * Masks live here: pending() returns the port masked; unmask() just clears
+ * the mask, except for a port found pending while masked (its flag set, so
+ * the peer rings no more): unmask() re-arms its doorbell (EPOLL_CTL_MOD of a
+ * ready fd reports it again) so that it fires, as on Xen. A masked port
+ * never makes the fd spin.
+ * A peer that lies with the flags (sets ours without ringing, clears its
+ * own) only loses or invents events on its own channel; one that rings
+ * without the flag wakes us for nothing: drivers count a wake-up without an
+ * event as an event storm's (evtchn.h).
  *
- * notify() may run in other threads while the owner unbinds: the `out` fd
+ * notify() may run in other threads while the owner unbinds: the `ring` fd
  * numbers are never closed while the handle lives; an unbound port's number
  * is pointed at a sink (/dev/null, dup2) and reused for the next port, so a
  * racing notify writes to a real file (at worst a lost event on a port being
@@ -50,11 +45,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -62,19 +58,17 @@
 #include "hypervisor/evtchn.h"
 #include "hypervisor/proto.h"
 
-#define EC_DRAIN_EVERY 256u   /* attached: events taken between two drains of a pipe */
 #define EC_RETIRED_KEEP 64u   /* unbound flag pages kept before their address is reused */
 
+static const uint64_t ring_zero;   /* what ringing a doorbell writes */
+
 struct ec_port {
-	int in;           /* -1: not ours */
-	int out;
+	int bell;         /* ours, the peer rings it; -1: not ours */
+	int ring;         /* the peer's */
 	uint32_t *mine;   /* our pending flag (the peer sets it) */
 	uint32_t *peer;   /* the peer's (we set it) */
 	void *page;
 	bool masked;
-	bool parked;      /* out of the epoll set: pending while masked */
-	bool eof;         /* no writer left: out of the epoll set for good */
-	uint32_t takes;   /* attached: events taken since the last drain */
 };
 
 struct pv_evtchn {
@@ -82,18 +76,48 @@ struct pv_evtchn {
 	int epfd;
 	int sink;
 	struct ec_port *ports;  /* c.max_port + 1 */
-	int *spare;             /* out fd numbers to reuse */
+	int *spare;             /* ring fd numbers to reuse */
 	unsigned nspare, cap_spare;
 	void **retired;         /* unbound flag pages (anonymous now), oldest first */
 	unsigned nretired, cap_retired;
-	uint32_t ready[64];     /* ports from the last epoll_wait */
-	unsigned nready, iready;
-	evtchn_port_t *bound;   /* attached: the bound ports, for pending()'s scan */
+	evtchn_port_t *bound;   /* the bound ports, for pending()'s scan */
 	unsigned nbound, next;  /* next: where the scan starts (round robin) */
-	evtchn_port_t last;     /* the port, when nbound == 1 */
 	int att_epfd;           /* attached: the caller's epoll set, else -1 */
 	uint64_t att_tag;
 };
+
+/* The doorbells rest on this: a zero written to an eventfd whose count is
+ * above 0 wakes an edge-triggered epoll reader, every time. Asked once, of
+ * a private eventfd: 1 yes, 0 no, -errno could not tell. */
+static int zero_write_wakes(void)
+{
+	static int answer = 2;   /* 2: not asked yet */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	int a = __atomic_load_n(&answer, __ATOMIC_ACQUIRE), fd, ep, r = 1;
+
+	if (a != 2)
+		return a;
+	fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		r = -errno;
+	else if (epoll_wait(ep, &ev, 1, 0) != 1)   /* ready when added */
+		r = 0;
+	for (int i = 0; r == 1 && i < 2; i++) {
+		if (write(fd, &ring_zero, sizeof(ring_zero)) != (ssize_t)sizeof(ring_zero))
+			r = -errno;
+		else if (epoll_wait(ep, &ev, 1, 0) != 1)
+			r = 0;
+	}
+	if (ep >= 0)
+		close(ep);
+	close(fd);
+	if (r >= 0)
+		__atomic_store_n(&answer, r, __ATOMIC_RELEASE);
+	return r;
+}
 
 struct pv_evtchn *pv_evtchn_open(const char *hv_path)
 {
@@ -105,10 +129,14 @@ struct pv_evtchn *pv_evtchn_open(const char *hv_path)
 		return NULL;
 	}
 	ec->epfd = ec->sink = ec->att_epfd = -1;
-	r = hvc_open(&ec->c, hv_path, 0);
+	r = zero_write_wakes();
+	if (r == 0)
+		r = -EOPNOTSUPP;
+	if (r >= 0)
+		r = hvc_open(&ec->c, hv_path, 0);
 	if (r < 0)
 		goto fail;
-	/* Nothing to apply for ports (the pipes survive rebinding), but
+	/* Nothing to apply for ports (the doorbells survive rebinding), but
 	 * consume PORT_CLOSED notices so they do not pile up in the daemon. */
 	ec->c.consume = true;
 	ec->ports = calloc((size_t)ec->c.max_port + 1, sizeof(*ec->ports));
@@ -119,7 +147,7 @@ struct pv_evtchn *pv_evtchn_open(const char *hv_path)
 	if (r < 0)
 		goto fail;
 	for (uint32_t p = 0; p <= ec->c.max_port; p++)
-		ec->ports[p].in = ec->ports[p].out = -1;
+		ec->ports[p].bell = ec->ports[p].ring = -1;
 	return ec;
 fail:
 	pv_evtchn_close(ec);
@@ -135,15 +163,15 @@ void pv_evtchn_close(struct pv_evtchn *ec)
 	for (uint32_t p = 0; ec->ports && p <= ec->c.max_port; p++) {
 		struct ec_port *q = &ec->ports[p];
 
-		if (q->in >= 0) {
-			/* The daemon shares our read end: closing ours alone
+		if (q->bell >= 0) {
+			/* The peer shares our doorbell: closing our fd alone
 			 * would leave it registered in the caller's set. */
 			if (ec->att_epfd >= 0)
-				(void)epoll_ctl(ec->att_epfd, EPOLL_CTL_DEL, q->in, NULL);
-			close(q->in);
+				(void)epoll_ctl(ec->att_epfd, EPOLL_CTL_DEL, q->bell, NULL);
+			close(q->bell);
 		}
-		if (q->out >= 0)
-			close(q->out);
+		if (q->ring >= 0)
+			close(q->ring);
 		if (q->page)
 			munmap(q->page, HVP_EC_FLAGS_SIZE);
 	}
@@ -166,28 +194,37 @@ int pv_evtchn_fd(const struct pv_evtchn *ec) { return ec->epfd; }
 
 static struct ec_port *ours(struct pv_evtchn *ec, evtchn_port_t port)
 {
-	if (port == 0 || port > ec->c.max_port || ec->ports[port].in < 0)
+	if (port == 0 || port > ec->c.max_port || ec->ports[port].bell < 0)
 		return NULL;
 	return &ec->ports[port];
 }
 
-static bool is_fifo(int fd)
+/* An eventfd (what the kernel names it: there is no S_IS* for it). Only an
+ * eventfd takes a zero write that cannot block. */
+static bool is_eventfd(int fd)
 {
-	struct stat st;
-	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+	static const char want[] = "anon_inode:[eventfd]";
+	char path[64], name[sizeof(want) + 1];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, name, sizeof(name));
+	return n == (ssize_t)sizeof(want) - 1 && memcmp(name, want, (size_t)n) == 0;
 }
 
-/* Register `in` where this handle's events are awaited. */
-static int watch_in(struct pv_evtchn *ec, int op, int in, evtchn_port_t port)
+/* Register (or re-arm, or remove) port's doorbell where this handle's events
+ * are awaited. */
+static int watch(struct pv_evtchn *ec, int op, evtchn_port_t port)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = port };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = port };
+	int set = ec->epfd;
 
 	if (ec->att_epfd >= 0) {
-		ev.events = EPOLLIN | EPOLLET;
+		set = ec->att_epfd;
 		ev.data.u64 = ec->att_tag;
-		return epoll_ctl(ec->att_epfd, op, in, &ev) < 0 ? -errno : 0;
 	}
-	return epoll_ctl(ec->epfd, op, in, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 ? -errno : 0;
+	return epoll_ctl(set, op, ec->ports[port].bell, op == EPOLL_CTL_DEL ? NULL : &ev) < 0
+		? -errno : 0;
 }
 
 /* Map a channel's flags page: at a retired address if one is old enough. */
@@ -232,6 +269,29 @@ static void retire_flags(struct pv_evtchn *ec, void *page)
 		ec->retired[ec->nretired++] = page;  /* else kept out of reuse for good */
 }
 
+/* Empty the handle's own set (what makes its fd readable). */
+static void harvest(struct pv_evtchn *ec)
+{
+	struct epoll_event evs[64];
+
+	while (epoll_wait(ec->epfd, evs, 64, 0) == 64)
+		;
+}
+
+/* A doorbell going into our own set reports at once (it is ready from the
+ * start), event or not: take that back, so that the handle's fd is
+ * readable only for ports that have something (re-armed, EPOLL_CTL_MOD). */
+static void settle(struct pv_evtchn *ec)
+{
+	harvest(ec);
+	for (unsigned i = 0; i < ec->nbound; i++) {
+		struct ec_port *p = &ec->ports[ec->bound[i]];
+
+		if (!p->masked && __atomic_load_n(p->mine, __ATOMIC_SEQ_CST))
+			(void)watch(ec, EPOLL_CTL_MOD, ec->bound[i]);
+	}
+}
+
 /* Take the port the reply of alloc_unbound / bind_interdomain gave us.
  * `bound`: bind_interdomain, whose new port is pending once. */
 static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
@@ -239,64 +299,62 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
 	uint32_t side = ec->c.rep.arg[0];
 	struct ec_port *p;
 	void *page = NULL;
-	int in, out, r = 0;
+	int bell, ring, r = 0;
 
-	if (ec->c.nfds != 3 || port == 0 || port > ec->c.max_port || ec->ports[port].in >= 0 ||
+	if (ec->c.nfds != 3 || port == 0 || port > ec->c.max_port || ec->ports[port].bell >= 0 ||
 	    side > 1) {
 		hvc_drop_fds(&ec->c);
 		return -EPROTO;
 	}
-	in = ec->c.fds[0];
-	out = ec->c.fds[1];
-	/* Two pipe ends, and never blocking (a blocking one would hang
-	 * pending() or notify()): we set that ourselves rather than trust it.
-	 * The flags: a memfd that cannot shrink under our mapping. */
-	if (!is_fifo(in) || !is_fifo(out) || !(page = map_flags(ec, ec->c.fds[2])))
+	bell = ec->c.fds[0];
+	ring = ec->c.fds[1];
+	/* Two eventfds (anything else could block a write or never wake us)
+	 * and a memfd that cannot shrink under our mapping. */
+	if (!is_eventfd(bell) || !is_eventfd(ring) || !(page = map_flags(ec, ec->c.fds[2])))
 		r = -EPROTO;
-	else if (pv_set_nonblock(in, true) < 0 || pv_set_nonblock(out, true) < 0)
-		r = -errno;
-	else
-		r = watch_in(ec, EPOLL_CTL_ADD, in, port);
 	close(ec->c.fds[2]);
 	ec->c.nfds = 0;
+	p = &ec->ports[port];
+	if (r == 0) {
+		p->bell = bell;
+		r = watch(ec, EPOLL_CTL_ADD, port);
+	}
 	if (r < 0) {
-		close(in);
-		close(out);
+		p->bell = -1;
+		close(bell);
+		close(ring);
 		if (page)  /* maybe a retired address a stale notify still holds */
 			retire_flags(ec, page);
 		return r;
 	}
 	if (ec->nspare) {
 		int slot = ec->spare[--ec->nspare];
-		if (dup3(out, slot, O_CLOEXEC) >= 0) {
-			close(out);
-			out = slot;
+		if (dup3(ring, slot, O_CLOEXEC) >= 0) {
+			close(ring);
+			ring = slot;
 		} else {
 			ec->spare[ec->nspare++] = slot;
 		}
 	}
-	p = &ec->ports[port];
-	p->in = in;
-	p->masked = p->parked = p->eof = false;
-	p->takes = 0;
+	p->masked = false;
 	p->page = page;
 	p->mine = (uint32_t *)((uint8_t *)page + side * HVP_EC_FLAG_STRIDE);
 	__atomic_store_n(&p->peer, (uint32_t *)((uint8_t *)page + (1 - side) * HVP_EC_FLAG_STRIDE),
 			 __ATOMIC_RELAXED);
 	if (bound) {
-		static const char one = 1;
-
-		/* Our first event: its byte is in the pipe already (dispatch.c). */
+		/* Our first event; the doorbell, ready from the start, was
+		 * reported when it went into the set. */
 		__atomic_store_n(p->mine, 1, __ATOMIC_SEQ_CST);
 		/* The port we bound to may have outlived an earlier peer that
-		 * set its flag and never wrote (it died, or unbound, in
-		 * between): with the flag set nobody would write again. */
+		 * set its flag and never rang (it died, or unbound, in
+		 * between): with the flag set nobody would ring again. */
 		if (__atomic_load_n(p->peer, __ATOMIC_SEQ_CST))
-			(void)!write(out, &one, 1);
+			(void)!write(ring, &ring_zero, sizeof(ring_zero));
 	}
-	__atomic_store_n(&p->out, out, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->ring, ring, __ATOMIC_RELEASE);
 	ec->bound[ec->nbound++] = port;
-	ec->last = port;
+	if (ec->att_epfd < 0)
+		settle(ec);
 	return (int)port;
 }
 
@@ -343,31 +401,31 @@ int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid,
 	return r;
 }
 
-/* Keep the number of an unbound port's `out` fd, pointed at the sink. */
-static void retire_out(struct pv_evtchn *ec, int out)
+/* Keep the number of an unbound port's `ring` fd, pointed at the sink. */
+static void retire_ring(struct pv_evtchn *ec, int ring)
 {
 	if (ec->nspare == ec->cap_spare) {
 		unsigned ncap = ec->cap_spare * 2 + 8;
 		int *s = realloc(ec->spare, ncap * sizeof(*s));
 		if (!s) {
-			close(out);
+			close(ring);
 			return;
 		}
 		ec->spare = s;
 		ec->cap_spare = ncap;
 	}
-	if (dup3(ec->sink, out, O_CLOEXEC) < 0) {
-		close(out);
+	if (dup3(ec->sink, ring, O_CLOEXEC) < 0) {
+		close(ring);
 		return;
 	}
-	ec->spare[ec->nspare++] = out;
+	ec->spare[ec->nspare++] = ring;
 }
 
 int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 {
 	struct hvc_req rq = { .op = HVP_EC_CLOSE, .arg = { port, 0 }, .fd = -1 };
 	struct ec_port *p = ours(ec, port);
-	int out;
+	int ring;
 
 	if (!p)
 		return -EINVAL;
@@ -375,21 +433,19 @@ int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 	 * ended), the port is no longer ours. */
 	(void)hvc_call(&ec->c, &rq);
 	hvc_drop_fds(&ec->c);
-	if (!p->parked && !p->eof)
-		(void)watch_in(ec, EPOLL_CTL_DEL, p->in, port);
-	close(p->in);
-	p->in = -1;
+	/* Out of the set before the close: the peer's ring keeps the file. */
+	(void)watch(ec, EPOLL_CTL_DEL, port);
+	close(p->bell);
+	p->bell = -1;
 	for (unsigned i = 0; i < ec->nbound; i++)
 		if (ec->bound[i] == port) {
 			ec->bound[i] = ec->bound[--ec->nbound];
 			break;
 		}
-	if (ec->nbound == 1)
-		ec->last = ec->bound[0];
-	out = p->out;
-	__atomic_store_n(&p->out, -1, __ATOMIC_RELEASE);
+	ring = p->ring;
+	__atomic_store_n(&p->ring, -1, __ATOMIC_RELEASE);
 	__atomic_store_n(&p->peer, NULL, __ATOMIC_RELEASE);
-	retire_out(ec, out);
+	retire_ring(ec, ring);
 	retire_flags(ec, p->page);
 	p->page = NULL;
 	hvc_sync(&ec->c);
@@ -398,30 +454,26 @@ int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)
 
 int pv_evtchn_notify(struct pv_evtchn *ec, evtchn_port_t port)
 {
-	static const char one = 1;
 	uint32_t *peer;
 	int fd;
 
 	if (port == 0 || port > ec->c.max_port)
 		return -EINVAL;
-	fd = __atomic_load_n(&ec->ports[port].out, __ATOMIC_ACQUIRE);
+	fd = __atomic_load_n(&ec->ports[port].ring, __ATOMIC_ACQUIRE);
 	if (fd < 0)
 		return -EINVAL;
-	/* Pending already: the peer has (or will have) its byte. The
-	 * exchange is a full barrier: our ring writes before it are seen by
-	 * a peer that clears the flag and then reads the ring. */
 	peer = __atomic_load_n(&ec->ports[port].peer, __ATOMIC_ACQUIRE);
-	/* Both of the same binding (unbind clears `out` first, install sets
+	/* Both of the same binding (unbind clears `ring` first, install sets
 	 * it last): else the port changed under us, and the event is lost
 	 * with the binding it was for. */
-	if (!peer || __atomic_load_n(&ec->ports[port].out, __ATOMIC_ACQUIRE) != fd)
+	if (!peer || __atomic_load_n(&ec->ports[port].ring, __ATOMIC_ACQUIRE) != fd)
 		return 0;
+	/* Pending already: the peer has (or will have) its ring. The
+	 * exchange is a full barrier: our ring writes before it are seen by
+	 * a peer that clears the flag and then reads the ring. */
 	if (__atomic_exchange_n(peer, 1, __ATOMIC_SEQ_CST) != 0)
 		return 0;
-	/* EAGAIN means the pipe is full: the peer is pending anyway. */
-	if (write(fd, &one, 1) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
+	return write(fd, &ring_zero, sizeof(ring_zero)) < 0 ? -errno : 0;
 }
 
 int pv_evtchn_test_write(struct pv_evtchn *ec, evtchn_port_t port)
@@ -430,60 +482,11 @@ int pv_evtchn_test_write(struct pv_evtchn *ec, evtchn_port_t port)
 
 	if (!p)
 		return -EINVAL;
-	return write(p->out, "!", 1) < 0 && errno != EAGAIN ? -errno : 0;
+	return write(p->ring, &ring_zero, sizeof(ring_zero)) < 0 ? -errno : 0;
 }
 
-/* Read what is in port's pipe (at most its 64 KiB: a peer writing as fast
- * as we read must not keep us here); false at end of file (no writer left). */
-static bool drain(struct ec_port *p)
-{
-	char v[4096];
-	ssize_t n;
-	int i = 0;
-
-	while ((n = read(p->in, v, sizeof(v))) == (ssize_t)sizeof(v) && ++i < 16)
-		;
-	return n != 0;
-}
-
-/* Level-triggered: take port's event if it has one, masked and cleared, as
- * Xen returns it. */
-static bool take(struct pv_evtchn *ec, evtchn_port_t port)
-{
-	struct ec_port *p = ours(ec, port);
-	char v[256];
-	ssize_t n;
-
-	if (!p || p->parked || p->eof)
-		return false;
-	if (p->masked) {
-		/* Pending while masked: park it, keep the byte (the pending bit). */
-		if (watch_in(ec, EPOLL_CTL_DEL, p->in, port) == 0)
-			p->parked = true;
-		return false;
-	}
-	/* Our own read end (only the hypervisor, which never reads, shares
-	 * it): drained of every notification so far, they coalesce. Then the
-	 * flag: a notify after the read leaves a byte, so none is lost. */
-	n = read(p->in, v, sizeof(v));
-	if (n == (ssize_t)sizeof(v))
-		(void)drain(p);  /* an end of file after data shows next time */
-	if (n == 0) {
-		/* Every writer gone (the channel ended): level-triggered,
-		 * that would report it forever. */
-		if (watch_in(ec, EPOLL_CTL_DEL, p->in, port) == 0)
-			p->eof = true;
-		return false;
-	}
-	/* The flag says whether it is an event: bytes without it are stale
-	 * (left from a time the port was attached, or a lying peer's). */
-	if (n < 0 || !__atomic_exchange_n(p->mine, 0, __ATOMIC_SEQ_CST))
-		return false;
-	p->masked = true;
-	return true;
-}
-
-/* Attached: the next bound port whose flag is set and that is not masked. */
+/* The next bound port whose flag is set and that is not masked: masked and
+ * cleared, as Xen returns it. */
 static int scan(struct pv_evtchn *ec)
 {
 	for (unsigned k = 0; k < ec->nbound; k++) {
@@ -492,10 +495,6 @@ static int scan(struct pv_evtchn *ec)
 
 		if (p->masked || !__atomic_load_n(p->mine, __ATOMIC_RELAXED))
 			continue;
-		if (++p->takes >= EC_DRAIN_EVERY) {
-			(void)drain(p);
-			p->takes = 0;
-		}
 		/* Full barrier: the peer's ring writes are seen after this. */
 		__atomic_exchange_n(p->mine, 0, __ATOMIC_SEQ_CST);
 		p->masked = true;
@@ -507,133 +506,67 @@ static int scan(struct pv_evtchn *ec)
 
 int pv_evtchn_pending(struct pv_evtchn *ec)
 {
-	if (ec->att_epfd >= 0)
-		return scan(ec);
-	if (ec->nbound == 1 && ec->iready == ec->nready && !ec->ports[ec->last].masked)
-		return take(ec, ec->last) ? (int)ec->last : -EAGAIN;
-	for (;;) {
-		if (ec->iready == ec->nready) {
-			struct epoll_event evs[64];
-			int n = epoll_wait(ec->epfd, evs, 64, 0);
-			if (n <= 0)
-				return n < 0 && errno != EINTR ? -errno : -EAGAIN;
-			for (int i = 0; i < n; i++)
-				ec->ready[i] = evs[i].data.u32;
-			ec->nready = (unsigned)n;
-			ec->iready = 0;
-		}
-		evtchn_port_t port = ec->ready[ec->iready++];
-		if (take(ec, port))
-			return (int)port;
-	}
+	/* Attached, the caller's epoll_wait took the wake-ups. Else take
+	 * ours before looking at the flags: a notify after that leaves the
+	 * fd readable, and one before it is seen here, so the fd stays
+	 * readable only while there is something to take. */
+	if (ec->att_epfd < 0)
+		harvest(ec);
+	return scan(ec);
 }
 
 int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port)
 {
 	struct ec_port *p = ours(ec, port);
-	int r;
 
 	if (!p)
 		return -EINVAL;
 	p->masked = false;
-	if (ec->att_epfd >= 0) {
-		/* Pending while masked: no new edge will come (the peer sees
-		 * the flag set), so report the readable pipe again. */
-		if (__atomic_load_n(p->mine, __ATOMIC_SEQ_CST) && !p->eof)
-			return watch_in(ec, EPOLL_CTL_MOD, p->in, port);
-		return 0;
-	}
-	if (p->parked) {
-		/* Back in the set; its byte is there, so it fires at once. */
-		if ((r = watch_in(ec, EPOLL_CTL_ADD, p->in, port)) < 0)
-			return r;
-		p->parked = false;
-	}
+	/* Pending while masked: no new ring will come (the peer sees the
+	 * flag set), so report the doorbell, ready as ever, again. */
+	if (__atomic_load_n(p->mine, __ATOMIC_SEQ_CST))
+		return watch(ec, EPOLL_CTL_MOD, port);
 	return 0;
 }
 
-/* Register every bound port in `to` (the caller's set, edge-triggered, or
- * ours when to < 0), then take them out of where they were. */
+/* Register every bound port's doorbell in `to` (the caller's set, or ours
+ * when to < 0), then take them out of where they were. Going into the
+ * caller's set, each reports once (ready from the start): at worst a
+ * wake-up for nothing. */
 static int move_ports(struct pv_evtchn *ec, int to, uint64_t tag)
 {
-	int from = ec->att_epfd >= 0 ? ec->att_epfd : ec->epfd;
+	int from = ec->att_epfd >= 0 ? ec->att_epfd : ec->epfd, into = to < 0 ? ec->epfd : to;
 
 	for (unsigned i = 0; i < ec->nbound; i++) {
 		evtchn_port_t port = ec->bound[i];
-		struct ec_port *p = &ec->ports[port];
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+					  .data.u64 = to < 0 ? port : tag };
 		int r;
 
-		if (to < 0)
-			ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = port };
-		if (epoll_ctl(to < 0 ? ec->epfd : to, EPOLL_CTL_ADD, p->in, &ev) < 0) {
+		if (epoll_ctl(into, EPOLL_CTL_ADD, ec->ports[port].bell, &ev) < 0) {
 			r = -errno;
 			for (unsigned j = 0; j < i; j++)
-				(void)epoll_ctl(to < 0 ? ec->epfd : to, EPOLL_CTL_DEL,
-						ec->ports[ec->bound[j]].in, NULL);
+				(void)epoll_ctl(into, EPOLL_CTL_DEL, ec->ports[ec->bound[j]].bell, NULL);
 			return r;
 		}
 	}
-	for (unsigned i = 0; i < ec->nbound; i++) {
-		struct ec_port *p = &ec->ports[ec->bound[i]];
-
-		if (ec->att_epfd >= 0 || (!p->parked && !p->eof))
-			(void)epoll_ctl(from, EPOLL_CTL_DEL, p->in, NULL);
-		p->parked = p->eof = false;
-		p->takes = 0;
-	}
-	ec->nready = ec->iready = 0;
+	for (unsigned i = 0; i < ec->nbound; i++)
+		(void)epoll_ctl(from, EPOLL_CTL_DEL, ec->ports[ec->bound[i]].bell, NULL);
 	ec->att_epfd = to;
 	ec->att_tag = tag;
+	if (to < 0)
+		settle(ec);
 	return 0;
-}
-
-/* Attached, the pipes keep their bytes between drains: every write must
- * wake an edge-triggered reader, also into a pipe that is not empty. Linux
- * does so since 5.14 (for epoll: "pipe: make pipe writes always wake up
- * readers"); 5.5-5.13 woke only on empty -> non-empty. Asked once, of a
- * private pipe: 1 yes, 0 no, -errno could not tell. */
-static int every_write_wakes(void)
-{
-	static int answer = 2;   /* 2: not asked yet */
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
-	int a = __atomic_load_n(&answer, __ATOMIC_ACQUIRE), p[2], ep, r = 1;
-
-	if (a != 2)
-		return a;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) < 0)
-		r = -errno;
-	/* Two writes, the second into a pipe that is not empty: an edge each? */
-	for (int i = 0; r == 1 && i < 2; i++) {
-		if (write(p[1], "x", 1) != 1)
-			r = -errno;
-		else if (epoll_wait(ep, &ev, 1, 0) != 1)
-			r = 0;
-	}
-	if (ep >= 0)
-		close(ep);
-	close(p[0]);
-	close(p[1]);
-	if (r >= 0)
-		__atomic_store_n(&answer, r, __ATOMIC_RELEASE);
-	return r;
 }
 
 int pv_evtchn_attach(struct pv_evtchn *ec, int epfd, uint64_t tag)
 {
-	int r = 1;
-
 	if (epfd < 0)
 		return ec->att_epfd < 0 ? 0 : move_ports(ec, -1, 0);
 	if (ec->att_epfd >= 0)
 		return -EINVAL;
-	if (getenv("PVNET_EVTCHN_LEVEL") || (r = every_write_wakes()) == 0)
+	if (getenv("PVNET_EVTCHN_LEVEL"))
 		return -EOPNOTSUPP;
-	if (r < 0)
-		return r;
 	return move_ports(ec, epfd, tag);
 }
 

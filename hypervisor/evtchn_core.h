@@ -8,17 +8,17 @@
  * unbound and accepting the binder, closing one end of an interdomain channel
  * puts the other end back to unbound (still accepting the closer's domain).
  *
- * A channel is two pipes, one per direction (struct hvd_chan), created by
- * the caller at alloc_unbound: side s reads fd[s], and the other side writes
- * into it through wr[s]. The port that allocated it is side 0; whoever binds
- * to it gets side 1. Pipes, not one shared eventfd: each process holds its
- * own open file (its read end, the peer's write end), so neither can make
- * the other's reads or writes block. The pipes outlive rebinding: refs count
- * the ports that hold them, and the caller frees them (closes the fds) when
- * close reports the last reference gone. Each channel also has a page both
+ * A channel is two doorbells, one per direction (struct hvd_chan), created
+ * by the caller at alloc_unbound: eventfds whose count starts at 1 and that
+ * nobody reads; side s watches bell[s] and the other side rings it with a
+ * zero write, which cannot block whatever the shared file's flags (evtchn.c).
+ * The port that allocated the channel is side 0; whoever binds to it gets
+ * side 1. The doorbells outlive rebinding: refs count the ports that hold
+ * them, and the caller frees them (closes the fds) when close reports the
+ * last reference gone. Each channel also has a page both
  * sides map (`flags`, HVP_EC_FLAGS_SIZE): side s's pending flag, which the
  * peer sets when it notifies and s clears when it takes the event, so that a
- * notify writes the pipe only when the flag goes from 0 to 1. Mask bits live
+ * notify rings only when the flag goes from 0 to 1. Mask bits live
  * on the client side; this module never touches the fds.
  * No sockets, no syscalls.
  * Thread: the daemon's loop thread only.
@@ -33,15 +33,14 @@
 #include "common/xen.h"
 
 struct hvd_chan {
-	int fd[2];                 /* read ends: side s reads fd[s] */
-	int wr[2];                 /* write ends: wr[s] writes into fd[s] */
+	int bell[2];               /* side s watches bell[s]; the other side rings it */
 	int flags;                 /* memfd: the two sides' pending flags (proto.h) */
 	uint32_t refs;
 };
 
 struct hvd_port {
 	uint8_t state;             /* EVTCHNSTAT_closed / _unbound / _interdomain */
-	uint8_t side;              /* this port reads chan->fd[side], writes chan->wr[!side] */
+	uint8_t side;              /* this port watches chan->bell[side], rings bell[!side] */
 	domid_t remote_dom;        /* unbound: who may bind; interdomain: the peer */
 	evtchn_port_t remote_port; /* interdomain only */
 	struct hvd_chan *chan;

@@ -28,7 +28,7 @@
 #include "hypervisor/hv.h"
 
 #define HVP_MAGIC   0x56485650u  /* "PVHV" little-endian */
-#define HVP_VERSION 1
+#define HVP_VERSION 2
 
 #define HVP_MAX_BATCH 256       /* elements per message; clients split larger batches */
 #define HVP_MAX_VIEWS 16        /* memfds one map reply may carry */
@@ -50,8 +50,8 @@ enum hvp_op {
 	HVP_MAP,              /* count x gnttab_map_grant_ref_t -> same + views + memfds */
 	HVP_UNMAP,            /* count x gnttab_unmap_grant_ref_t -> same */
 	HVP_COPY,             /* count x gnttab_copy_t -> count x int16 status */
-	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + arg0 side + 3 fds (read end,
-			       * peer's write end, flags memfd) */
+	HVP_EC_ALLOC_UNBOUND, /* evtchn_alloc_unbound_t -> same + arg0 side + 3 fds (our
+			       * doorbell, the peer's, flags memfd) */
 	HVP_EC_BIND,          /* evtchn_bind_interdomain_t -> same + arg0 side + 3 fds (likewise) */
 	HVP_EC_CLOSE,         /* arg0 port */
 	HVP_EC_STATUS,        /* evtchn_status_t -> same */

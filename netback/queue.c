@@ -186,7 +186,7 @@ static void on_evtchn(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 		else
 			unmask_port(q, (evtchn_port_t)port);
 	}
-	/* A wake-up without any event: a byte in our pipe without the flag
+	/* A wake-up without any event: our doorbell rung without the flag
 	 * that makes it one (an honest frontend leaves at most a couple in a
 	 * row: an edge whose event we took already, one while masked). Masking
 	 * does not stop these, so a frontend that keeps writing is an event
@@ -382,7 +382,7 @@ static int setup(struct nb_queue *q)
 	    (r = pv_loop_add_tag(q->loop, on_evtchn, q, &q->ec_watch, &epfd, &tag)) < 0)
 		return r;
 	if ((r = pv_evtchn_attach(q->ec, epfd, tag)) == -EOPNOTSUPP) {
-		/* An older kernel: the handle's own (level-triggered) fd. */
+		/* PVNET_EVTCHN_LEVEL: the handle's own fd, waited on level-triggered. */
 		pv_info("%s: event channels on the handle's fd (level-triggered)", q->name);
 		(void)pv_loop_del_fd(q->loop, q->ec_watch);
 		q->ec_watch = pv_evtchn_fd(q->ec);

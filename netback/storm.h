@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define NB_STORM_FATAL 16u
-/* Wake-ups in a row that bring no event at all (bytes in our pipe without
+/* Wake-ups in a row that bring no event at all (our doorbell rung without
  * the pending flag, pv_evtchn_attach): a well-behaved frontend leaves at
  * most one per port in a row; these cannot be throttled by masking. */
 #define NB_EMPTY_WAKES_FATAL 64u

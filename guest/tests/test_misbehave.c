@@ -37,7 +37,7 @@ static const struct fcase cases[] = {
 	{ "rx response id not its slot", TB_RX_BAD_ID, 0, false, "broken_reason=\"rx response id does not match its slot\"" },
 	{ "rx producer going backwards", TB_RX_PROD_BACKWARDS, 0, false, "broken_reason=\"illegal number of rx responses\"" },
 	{ "event storm", TB_EVENT_STORM, 0, false, "broken_reason=\"event storm" },
-	{ "wake-ups without events (pipe bytes, no flag)", TB_RAW_WAKES, 0, false,
+	{ "wake-ups without events (rings, no flag)", TB_RAW_WAKES, 0, false,
 	  "broken_reason=\"event storm" },
 	{ "backend that never connects", TB_NEVER_CONNECT, 0, false, "broken_reason=\"backend did not connect within" },
 	{ "backend that vanishes", TB_VANISH, 0, false, "broken_reason=\"backend vanished" },

@@ -346,7 +346,7 @@ int main(int argc, char **argv)
 	struct tf_env *e = &env;
 	int r;
 
-	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
+	signal(SIGPIPE, SIG_IGN);   /* a daemon or peer that goes mid-write */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* The bridge, the host port and the vif exist only in our namespace. */
 	if ((r = nif_test_enter_netns()) != 0)

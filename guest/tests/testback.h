@@ -34,7 +34,7 @@ enum tb_fault {
 	TB_RX_BAD_ID,          /* rx response id not matching its slot */
 	TB_RX_PROD_BACKWARDS,  /* rx rsp_prod moved back */
 	TB_EVENT_STORM,        /* notifications without any work, without end */
-	TB_RAW_WAKES,          /* bytes into the frontend's pipe without the pending
+	TB_RAW_WAKES,          /* the frontend's doorbell rung without the pending
 				* flag: wake-ups that carry no event, without end */
 	TB_KEEP_MAPPED,        /* answer a tx request while still mapping its grant */
 	TB_NEVER_CONNECT,      /* stay in InitWait */

@@ -406,7 +406,7 @@ int main(void)
 	uint32_t d;
 	int iters, ms;
 
-	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
+	signal(SIGPIPE, SIG_IGN);   /* a daemon that goes mid-call */
 	if (s && atof(s) > 0)
 		scale = atof(s);
 	iters = (int)(5000 * scale);

@@ -446,7 +446,7 @@ static int ec_teardown(void **state)
 
 static void test_evtchn_bind_close(void **state)
 {
-	struct hvd_chan ch = { { 100, 101 }, { 102, 103 }, 0 }, *dead;
+	struct hvd_chan ch = { { 100, 101 }, 102, 0 }, *dead;
 	struct hvd_port *peer;
 	struct evtchn_status st;
 	int owner_a, owner_b;

@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1259,8 +1260,46 @@ enum ec_lie {
 	EL_HONEST, EL_ONE_FD, EL_NO_FD, EL_TWO_FDS, EL_FOUR_FDS, EL_PORT0, EL_PORT_BIG, EL_PORT_DUP,
 	EL_SHORT, EL_LONG, EL_NOT_POLLABLE, EL_ERROR, EL_BIND_SHORT, EL_BIND_PORT_BIG,
 	EL_STATUS_SHORT, EL_STATUS_LONG, EL_BLOCKING, EL_NOTICES, EL_STATUS_BOGUS,
-	EL_FLAGS_SHORT, EL_FLAGS_UNSEALED, EL_FLAGS_PIPE, EL_SIDE,
+	EL_FLAGS_SHORT, EL_FLAGS_UNSEALED, EL_FLAGS_BELL, EL_SIDE, EL_PIPE_BELL, EL_PIPE_RING,
 };
+
+static const uint64_t ring_zero;   /* ringing a doorbell: a zero */
+
+/* A channel's doorbell as the daemon makes it (ready from the start). */
+static int lr_bell(bool nonblock)
+{
+	int fd = eventfd(1, EFD_CLOEXEC | (nonblock ? EFD_NONBLOCK : 0));
+
+	CHECK(fd >= 0);
+	return fd;
+}
+
+/* An edge-triggered watch on a doorbell, its first report (ready from the
+ * start) taken: afterwards it reports each ring. */
+static int lr_bell_watch(int bell)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, bell, &ev) == 0);
+	CHECK(epoll_wait(ep, &ev, 1, 0) == 1);
+	return ep;
+}
+
+static bool lr_rang(int ep)
+{
+	struct epoll_event ev;
+
+	return epoll_wait(ep, &ev, 1, 0) == 1;
+}
+
+static uint32_t *lr_flags_map(int fd)
+{
+	void *p = mmap(NULL, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	CHECK(p != MAP_FAILED);
+	return p;
+}
 
 #define EC_PORT 5
 
@@ -1270,12 +1309,12 @@ static int sc_ec(int lie)
 	struct evtchn_bind_interdomain b;
 	struct evtchn_status s;
 	uint8_t pay[64] = { 0 };
-	int pin[2], pout[2], fds[4];
+	int cbell, obell, fds[4], watch, pp[2] = { -1, -1 };
+	uint32_t *flags;
 	unsigned nfds = 3;
 	size_t len;
 	struct lreq q;
 	struct hvp_hdr h;
-	char c;
 
 	lr_hello();
 	if (lie == EL_STATUS_SHORT || lie == EL_STATUS_LONG || lie == EL_STATUS_BOGUS) {
@@ -1288,14 +1327,20 @@ static int sc_ec(int lie)
 			 - (lie == EL_STATUS_SHORT ? 4 : 0), NULL, 0);
 		return lr_end();
 	}
-	/* The daemon's pipes: pin is the client's (we write, it reads), pout
-	 * ours (it writes, we read). */
-	CHECK(pipe2(pin, O_CLOEXEC | (lie == EL_BLOCKING ? 0 : O_NONBLOCK)) == 0);
-	CHECK(pipe2(pout, O_CLOEXEC | (lie == EL_BLOCKING ? 0 : O_NONBLOCK)) == 0);
-	fds[0] = pin[0];
-	fds[1] = pout[1];
+	/* The doorbells: cbell the client's (we ring it), obell the peer's
+	 * (the client rings it; watched here). */
+	cbell = lr_bell(lie != EL_BLOCKING);
+	obell = lr_bell(lie != EL_BLOCKING);
+	watch = lr_bell_watch(obell);
+	if (lie == EL_BLOCKING) {   /* and the peer's saturated: a ring is a zero */
+		uint64_t most = 0xfffffffffffffffdull;
+		CHECK(write(obell, &most, sizeof(most)) == (ssize_t)sizeof(most));
+	}
+	fds[0] = cbell;
+	fds[1] = obell;
 	fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
-	fds[3] = pin[0];
+	fds[3] = cbell;
+	flags = lr_flags_map(fds[2]);
 	if (lie == EL_BIND_SHORT || lie == EL_BIND_PORT_BIG) {
 		lr_expect(&q, HVP_EC_BIND);
 		CHECK_EQ(q.len, sizeof(b));
@@ -1306,24 +1351,19 @@ static int sc_ec(int lie)
 		memcpy(pay, &b, sizeof(b));
 		len = sizeof(b) - (lie == EL_BIND_SHORT ? 4 : 0);
 		lr_reply(lr_hdr(&q, 0), pay, len, fds, 3);
-		close(fds[2]);
-		lr_close_all(pin, 2);
-		lr_close_all(pout, 2);
+		lr_close_all(fds, 3);
+		munmap(flags, HVP_EC_FLAGS_SIZE);
+		close(watch);
 		return lr_end();
 	}
 	if (lie == EL_PORT_DUP) {   /* port EC_PORT, honestly, first */
-		int p1[2], p2[2], f[3];
-		CHECK(pipe2(p1, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(p2, O_CLOEXEC | O_NONBLOCK) == 0);
+		int f[3] = { lr_bell(true), lr_bell(true), lr_memfd(HVP_EC_FLAGS_SIZE, true) };
+
 		lr_expect(&q, HVP_EC_ALLOC_UNBOUND);
 		memcpy(&a, q.body, sizeof(a));
 		a.port = EC_PORT;
-		f[0] = p1[0];
-		f[1] = p2[1];
-		f[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
 		lr_reply(lr_hdr(&q, 0), &a, sizeof(a), f, 3);
-		close(f[2]);
-		lr_close_all(p1, 2);
-		lr_close_all(p2, 2);
+		lr_close_all(f, 3);
 	}
 	lr_expect(&q, HVP_EC_ALLOC_UNBOUND);
 	CHECK_EQ(q.len, sizeof(a));
@@ -1340,29 +1380,30 @@ static int sc_ec(int lie)
 	case EL_FOUR_FDS:     nfds = 4; break;
 	case EL_FLAGS_SHORT:  close(fds[2]); fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE - 1, true); break;
 	case EL_FLAGS_UNSEALED: close(fds[2]); fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, false); break;
-	case EL_FLAGS_PIPE:   close(fds[2]); fds[2] = dup(pin[0]); break;
+	case EL_FLAGS_BELL:   close(fds[2]); fds[2] = dup(cbell); break;
 	case EL_SIDE:         h.arg[0] = 2; break;
 	case EL_PORT0:        a.port = 0; break;
 	case EL_PORT_BIG:     a.port = LR_MAX_PORT + 1; break;
 	case EL_SHORT:        len -= 4; break;
 	case EL_LONG:         len += 4; break;
 	case EL_NOT_POLLABLE: fds[0] = lr_memfd(PV_PAGE_SIZE, true); break;
+	case EL_PIPE_BELL:    CHECK(pipe2(pp, O_CLOEXEC) == 0); fds[0] = pp[0]; break;
+	case EL_PIPE_RING:    CHECK(pipe2(pp, O_CLOEXEC) == 0); fds[1] = pp[1]; break;
 	case EL_ERROR:        h.ret = -ENOSPC; break;
 	case EL_NOTICES:      h.notice_seq = 1; break;
 	}
-	/* An event already pending: its flag (side 0's) set, its byte sent. */
-	{
-		uint32_t one = 1;
-		CHECK(lie == EL_FLAGS_PIPE || pwrite(fds[2], &one, 4, 0) == 4);
-	}
-	CHECK(write(pin[1], "e", 1) == 1);
+	/* An event already pending: its flag (side 0's) set, its doorbell rung. */
+	__atomic_store_n(&flags[0], 1, __ATOMIC_SEQ_CST);
+	CHECK(write(cbell, &ring_zero, sizeof(ring_zero)) == (ssize_t)sizeof(ring_zero));
 	memcpy(pay, &a, sizeof(a));
 	lr_reply(h, pay, len, fds, nfds);
-	if (fds[0] != pin[0])
+	if (fds[0] != cbell)
 		close(fds[0]);
+	if (fds[1] != obell)
+		close(fds[1]);
+	lr_close_all(pp, 2);
 	close(fds[2]);
-	close(pin[0]);
-	close(pout[1]);
+	close(cbell);
 	if (lie == EL_NOTICES) {
 		/* The handle consumes (arg0 1) the notice the reply announced. */
 		struct hvp_notice nt = { .type = PV_NOTICE_PORT_CLOSED, .domid = 3, .port = 11,
@@ -1376,10 +1417,13 @@ static int sc_ec(int lie)
 	}
 	if (lr_end() != 0)
 		return 1;
-	if (lie == EL_HONEST)   /* the client's notify */
-		CHECK(read(pout[0], &c, 1) == 1);
-	close(pin[1]);
-	close(pout[0]);
+	if (lie == EL_HONEST || lie == EL_BLOCKING) {   /* the client's notify: flag and ring */
+		CHECK(__atomic_load_n(&flags[HVP_EC_FLAG_STRIDE / 4], __ATOMIC_SEQ_CST) == 1);
+		CHECK(lr_rang(watch));
+	}
+	munmap(flags, HVP_EC_FLAGS_SIZE);
+	close(watch);
+	close(obell);
 	return 0;
 }
 
@@ -1390,13 +1434,15 @@ static const struct { int lie; const char *name; int want; } ec_lies[] = {
 	{ EL_FOUR_FDS,     "four fds", -EPROTO },
 	{ EL_FLAGS_SHORT,  "a flags page one byte short", -EPROTO },
 	{ EL_FLAGS_UNSEALED, "an unsealed flags page (could shrink under us)", -EPROTO },
-	{ EL_FLAGS_PIPE,   "a pipe for the flags page", -EPROTO },
+	{ EL_FLAGS_BELL,   "a doorbell for the flags page", -EPROTO },
 	{ EL_SIDE,         "side 2 of a two-sided channel", -EPROTO },
 	{ EL_PORT0,        "port 0", -EPROTO },
 	{ EL_PORT_BIG,     "port above max_port", -EPROTO },
 	{ EL_SHORT,        "reply payload 4 bytes short", -EPROTO },
 	{ EL_LONG,         "reply payload 4 bytes long", -EPROTO },
-	{ EL_NOT_POLLABLE, "a memfd for a pipe", -EPROTO },
+	{ EL_NOT_POLLABLE, "a memfd for a doorbell", -EPROTO },
+	{ EL_PIPE_BELL,    "a pipe for our doorbell (could block, never ring)", -EPROTO },
+	{ EL_PIPE_RING,    "a pipe for the peer's doorbell (a write could block)", -EPROTO },
 	{ EL_ERROR,        "an error carrying fds", -ENOSPC },
 };
 
@@ -1481,37 +1527,28 @@ static void test_evtchn_honest(void **state)
 	liar_finish("honest channel");
 }
 
-/* A hostile peer on port 5 (its pipe into the client filled to the brim,
- * the client's flag set without a byte's worth of meaning, its own flag
- * stuck at 1) and an honest one on port 6 of the same handle. */
-static uint32_t *lr_flags_map(int fd)
-{
-	void *p = mmap(NULL, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	CHECK(p != MAP_FAILED);
-	return p;
-}
-
+/* A hostile peer on port 5 (the client's doorbell saturated, made blocking
+ * and rung without flags, the client's flag set without meaning, its own
+ * flag stuck at 1) and an honest one on port 6 of the same handle. */
 static int sc_ec_hostile(int lie)
 {
-	int a_in[2], a_out[2], b_in[2], b_out[2], fds[3];
+	int a_bell = lr_bell(true), a_ring = lr_bell(true), b_bell = lr_bell(true);
+	int b_ring = lr_bell(true), fds[3], a_watch = lr_bell_watch(a_ring);
+	int b_watch = lr_bell_watch(b_ring);
+	uint64_t most = 0xfffffffffffffffdull, count;
 	struct evtchn_alloc_unbound a;
 	uint32_t *fa = NULL, *fb = NULL;
-	static char junk[4096];
 	struct lreq q;
 	struct hvp_hdr h;
-	char c;
 
 	(void)lie;
 	lr_hello();
-	CHECK(pipe2(a_in, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(a_out, O_CLOEXEC | O_NONBLOCK) == 0);
-	CHECK(pipe2(b_in, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(b_out, O_CLOEXEC | O_NONBLOCK) == 0);
 	for (int port = 5; port <= 6; port++) {
 		lr_expect(&q, HVP_EC_ALLOC_UNBOUND);
 		memcpy(&a, q.body, sizeof(a));
 		a.port = (evtchn_port_t)port;
-		fds[0] = port == 5 ? a_in[0] : b_in[0];
-		fds[1] = port == 5 ? a_out[1] : b_out[1];
+		fds[0] = port == 5 ? a_bell : b_bell;
+		fds[1] = port == 5 ? a_ring : b_ring;
 		fds[2] = lr_memfd(HVP_EC_FLAGS_SIZE, true);
 		if (port == 5)
 			fa = lr_flags_map(fds[2]);
@@ -1522,30 +1559,40 @@ static int sc_ec_hostile(int lie)
 		lr_reply(h, &a, sizeof(a), fds, 3);
 		close(fds[2]);
 	}
-	/* Port 5: the pipe full, both flags set. */
-	while (write(a_in[1], junk, sizeof(junk)) > 0)
-		;
+	/* Port 5: the client's doorbell saturated and made blocking, rung
+	 * over and over without a flag, both flags set. */
+	CHECK(write(a_bell, &most, sizeof(most)) == (ssize_t)sizeof(most));
+	CHECK(fcntl(a_bell, F_SETFL, 0) == 0);
+	for (int i = 0; i < 1000; i++)
+		CHECK(write(a_bell, &ring_zero, sizeof(ring_zero)) == (ssize_t)sizeof(ring_zero));
 	__atomic_store_n(&fa[0], 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&fa[HVP_EC_FLAG_STRIDE / 4], 1, __ATOMIC_SEQ_CST);
 	/* Port 6: an honest notify. */
 	__atomic_store_n(&fb[0], 1, __ATOMIC_SEQ_CST);
-	CHECK(write(b_in[1], "n", 1) == 1);
+	CHECK(write(b_bell, &ring_zero, sizeof(ring_zero)) == (ssize_t)sizeof(ring_zero));
 	if (lr_end() != 0)
 		return 1;
-	/* The client answered on 6; on 5 the stuck flag ate its notify. */
-	CHECK(read(b_out[0], &c, 1) == 1);
-	CHECK(read(a_out[0], &c, 1) < 0 && errno == EAGAIN);
+	/* The client answered on 6; on 5 the stuck flag ate its notify. Nobody
+	 * read a doorbell: the counts are as they were. */
+	CHECK(lr_rang(b_watch));
+	CHECK(!lr_rang(a_watch));
 	CHECK(__atomic_load_n(&fb[HVP_EC_FLAG_STRIDE / 4], __ATOMIC_SEQ_CST) == 1);
-	lr_close_all(a_in, 2);
-	lr_close_all(a_out, 2);
-	lr_close_all(b_in, 2);
-	lr_close_all(b_out, 2);
+	CHECK(read(b_ring, &count, sizeof(count)) == (ssize_t)sizeof(count) && count == 1);
+	CHECK(read(a_bell, &count, sizeof(count)) == (ssize_t)sizeof(count) && count == most + 1);
+	close(a_watch);
+	close(b_watch);
+	close(a_bell);
+	close(a_ring);
+	close(b_bell);
+	close(b_ring);
+	munmap(fa, HVP_EC_FLAGS_SIZE);
+	munmap(fb, HVP_EC_FLAGS_SIZE);
 	return 0;
 }
 
 static void test_evtchn_hostile_peer(void **state)
 {
-	const char *name = "a full pipe and stuck flags on another port";
+	const char *name = "a saturated doorbell, rings without flags and stuck flags on another port";
 	bool got5 = false, got6 = false;
 	struct pv_evtchn *ec;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1794,9 +1841,9 @@ static void test_bug_ret_not_errno(void **state)
 	}
 }
 
-/* Event pipes are used as they come: a blocking pipe makes
- * pv_evtchn_pending() (single-port fast path, a bare read) block for ever
- * (and pv_evtchn_notify() once the pipe is full). */
+/* Doorbells the daemon made blocking: pv_evtchn_notify() writes a zero,
+ * which never blocks, and pending() never reads one (a bare read on a
+ * blocking file would block for ever). */
 static int blocking_client(void *arg)
 {
 	struct pv_evtchn *ec = pv_evtchn_open(L.sock);
@@ -1806,6 +1853,7 @@ static int blocking_client(void *arg)
 	CHECK(ec);
 	r = pv_evtchn_bind_unbound_port(ec, 3);
 	if (r == EC_PORT) {   /* accepted: then it must not block */
+		CHECK_EQ(pv_evtchn_notify(ec, EC_PORT), 0);
 		CHECK_EQ(pv_evtchn_pending(ec), EC_PORT);   /* the first event */
 		CHECK_EQ(pv_evtchn_unmask(ec, EC_PORT), 0);
 		CHECK_EQ(pv_evtchn_pending(ec), -EAGAIN);   /* nothing more */
@@ -1816,11 +1864,11 @@ static int blocking_client(void *arg)
 	return 0;
 }
 
-static void test_bug_blocking_pipes(void **state)
+static void test_bug_blocking_bells(void **state)
 {
 	liar_start(sc_ec, EL_BLOCKING);
-	LIE_EQ("blocking event pipes", hvt_wait(hvt_fork(blocking_client, NULL)), 0);
-	liar_finish("blocking event pipes");
+	LIE_EQ("blocking doorbells", hvt_wait(hvt_fork(blocking_client, NULL)), 0);
+	liar_finish("blocking doorbells");
 }
 
 /* Sizes are checked once (fstat) on memfds that nobody sealed: the daemon,
@@ -1943,14 +1991,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dom_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_attach_lies, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_ret_not_errno, fd_setup, fd_teardown),
-		cmocka_unit_test_setup_teardown(test_bug_blocking_pipes, fd_setup, fd_teardown),
+		cmocka_unit_test_setup_teardown(test_bug_blocking_bells, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_unsealed_memory, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_evtchn_notices, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_gntshr_stale_errno, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_evtchn_status, fd_setup, fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bug_gntshr_huge, fd_setup, fd_teardown),
 	};
-	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
+	signal(SIGPIPE, SIG_IGN);   /* a daemon that goes mid-call */
 	alarm(300);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 	unsigned nq = 1;
 	int opt, r;
 
-	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
+	signal(SIGPIPE, SIG_IGN);   /* a daemon or peer that goes mid-write */
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'q': nq = (unsigned)atoi(optarg); break;

@@ -1265,8 +1265,8 @@ static void case_bad_gref(struct tf_env *e)
 	CHECK(traffic_ok(e, &p.b), "the other vif is untouched");
 }
 
-/* Vif A kicks netback's tx port 100 times a round (`raw`: bytes into its
- * pipe without the pending flag, pv_evtchn_test_write, else notifies) until
+/* Vif A kicks netback's tx port 100 times a round (`raw`: rings its
+ * doorbell without the pending flag, pv_evtchn_test_write, else notifies) until
  * `reason` is logged (8 s at most); A must be disabled for it, B go on. */
 static void storm(struct tf_env *e, struct pair *p, bool raw, const char *reason)
 {
@@ -1293,7 +1293,7 @@ static void case_event_storm(struct tf_env *e)
 	CHECK(stat_value(e, &p.a, "vif", "spurious_events") >= 16, "spurious events counted");
 }
 
-/* Bytes in netback's pipe without the pending flag: every one wakes the
+/* Netback's doorbell rung without the pending flag: every ring wakes the
  * queue thread and none is an event; masking cannot stop them, so they are
  * a storm of their own. */
 static void case_raw_wake_storm(struct tf_env *e)
@@ -1421,7 +1421,7 @@ int main(int argc, char **argv)
 
 	if (skip != 0)
 		return skip;
-	signal(SIGPIPE, SIG_IGN);   /* notify writes pipes (evtchn.h) */
+	signal(SIGPIPE, SIG_IGN);   /* a daemon or peer that goes mid-write */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < PV_ARRAY_SIZE(cases); i++) {
 		struct tf_env_opts o = { .netback_args = cases[i].nb_args, .host_tun_flags = cases[i].host_flags };
