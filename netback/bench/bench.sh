@@ -68,6 +68,16 @@ except Exception:
 EOF
 }
 
+# A run that gave no figure says why on stderr (iperf3's error, or its exit).
+why() { # args json
+	[ "$(parse bytes "$2")" = "-" ] || return 0
+	echo "# no result from iperf3 $1: $($PY -c "import json, sys
+try:
+    print(json.load(open(sys.argv[1])).get('error', 'no error in its JSON'))
+except Exception as e:
+    print('unreadable JSON (%s)' % e)" "$2") $(head -c 200 "$PV_TMP/iperf.err")" >&2
+}
+
 # CPU time (clock ticks) used so far by the given processes.
 ticks() {
 	local t=0 p f
@@ -89,8 +99,10 @@ measure() { # hostns guestns streams cport pids...
 	sleep 0.3
 	for args in "-P $n --cport $cport" "-P $n -R --cport $((cport + 8))" "-u -b 0 -l 64" "-u -b 0 -l 64 -R"; do
 		t0=$(ticks "$@")
-		ip netns exec "$g" timeout $((SECS + 20)) iperf3 -c 10.77.0.1 -t "$SECS" $args --json >"$out" 2>/dev/null
+		ip netns exec "$g" timeout $((SECS + 20)) iperf3 -c 10.77.0.1 -t "$SECS" $args --json \
+			>"$out" 2>"$PV_TMP/iperf.err"
 		t1=$(ticks "$@")
+		why "$args" "$out"
 		case $args in
 		*-u*) r+=("$(parse udp "$out")") ;;
 		*)
