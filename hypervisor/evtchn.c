@@ -14,7 +14,7 @@
  * flags — a peer cannot make our notify block by clearing O_NONBLOCK or
  * saturating the count — and it still wakes the eventfd's waiters, which an
  * edge-triggered epoll entry reports because the count is above 0. A peer
- * that reads our doorbell down to 0 silences only the events it sends us
+ * that reads our doorbell down to 0 silences the events sent to this port
  * (as one that never notifies does). Every doorbell sits edge-triggered in
  * an epoll set:
  * - The handle's own set (pv_evtchn_fd, what libxenevtchn gives): the fd is
@@ -39,7 +39,8 @@
  * numbers are never closed while the handle lives; an unbound port's number
  * is pointed at a sink (/dev/null, dup2) and reused for the next port, so a
  * racing notify writes to a real file (at worst a lost event on a port being
- * unbound), never to an unrelated one. Likewise a flags page, once unbound,
+ * unbound, or one wake-up with nothing to take on a channel bound right
+ * after, whose fd number it got), never into an unrelated file. Likewise a flags page, once unbound,
  * is replaced by private anonymous memory at the same address (MAP_FIXED),
  * and an address is reused only after EC_RETIRED_KEEP later unbinds.
  */
@@ -281,15 +282,20 @@ static void harvest(struct pv_evtchn *ec)
 /* A doorbell going into our own set reports at once (it is ready from the
  * start), event or not: take that back, so that the handle's fd is
  * readable only for ports that have something (re-armed, EPOLL_CTL_MOD). */
-static void settle(struct pv_evtchn *ec)
+static void rearm_flagged(struct pv_evtchn *ec)
 {
-	harvest(ec);
 	for (unsigned i = 0; i < ec->nbound; i++) {
 		struct ec_port *p = &ec->ports[ec->bound[i]];
 
 		if (!p->masked && __atomic_load_n(p->mine, __ATOMIC_SEQ_CST))
 			(void)watch(ec, EPOLL_CTL_MOD, ec->bound[i]);
 	}
+}
+
+static void settle(struct pv_evtchn *ec)
+{
+	harvest(ec);
+	rearm_flagged(ec);
 }
 
 /* Take the port the reply of alloc_unbound / bind_interdomain gave us.
@@ -510,9 +516,17 @@ int pv_evtchn_pending(struct pv_evtchn *ec)
 	 * ours before looking at the flags: a notify after that leaves the
 	 * fd readable, and one before it is seen here, so the fd stays
 	 * readable only while there is something to take. */
-	if (ec->att_epfd < 0)
-		harvest(ec);
-	return scan(ec);
+	int r;
+
+	if (ec->att_epfd >= 0)
+		return scan(ec);
+	harvest(ec);
+	r = scan(ec);
+	/* Level-triggered as libxenevtchn's fd: readable again while other
+	 * ports are pending, for a caller that takes one per wake-up. */
+	if (r >= 0)
+		rearm_flagged(ec);
+	return r;
 }
 
 int pv_evtchn_unmask(struct pv_evtchn *ec, evtchn_port_t port)
