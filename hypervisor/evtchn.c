@@ -19,9 +19,10 @@
  * an epoll set:
  * - The handle's own set (pv_evtchn_fd, what libxenevtchn gives): the fd is
  *   readable while some doorbell rang since pending() last emptied the set.
- *   pending() empties it (one epoll_wait) and then looks at the flags: a
- *   notify after that leaves the fd readable again, so none is lost, and
- *   the fd does not stay readable for events already taken.
+ *   pending() empties it (one epoll_wait), looks at the flags, and re-arms
+ *   the ports still pending besides the one it returns (O(bound ports)):
+ *   a notify after the emptying leaves the fd readable again, so none is
+ *   lost, and the fd stays readable exactly while something is pending.
  * - Attached (pv_evtchn_attach): the caller's set, so a notification wakes
  *   the caller's epoll_wait directly, without a nested set; pending() then
  *   never makes a syscall.
@@ -40,8 +41,8 @@
  * is pointed at a sink (/dev/null, dup2) and reused for the next port, so a
  * racing notify writes to a real file (at worst a lost event on a port being
  * unbound, or one wake-up with nothing to take on a channel bound right
- * after, whose fd number it got), never into an unrelated file. Likewise a flags page, once unbound,
- * is replaced by private anonymous memory at the same address (MAP_FIXED),
+ * after, whose fd number it got), never into an unrelated file. Likewise a
+ * flags page, once unbound, is replaced by private anonymous memory at the same address (MAP_FIXED),
  * and an address is reused only after EC_RETIRED_KEEP later unbinds.
  */
 #include <errno.h>
@@ -279,9 +280,8 @@ static void harvest(struct pv_evtchn *ec)
 		;
 }
 
-/* A doorbell going into our own set reports at once (it is ready from the
- * start), event or not: take that back, so that the handle's fd is
- * readable only for ports that have something (re-armed, EPOLL_CTL_MOD). */
+/* Report again, in the handle's own set, every unmasked port whose flag is
+ * set (EPOLL_CTL_MOD of a ready doorbell). */
 static void rearm_flagged(struct pv_evtchn *ec)
 {
 	for (unsigned i = 0; i < ec->nbound; i++) {
@@ -292,6 +292,9 @@ static void rearm_flagged(struct pv_evtchn *ec)
 	}
 }
 
+/* A doorbell going into our own set reports at once (it is ready from the
+ * start), event or not: take that back, so that the handle's fd is
+ * readable only for ports that have something. */
 static void settle(struct pv_evtchn *ec)
 {
 	harvest(ec);
