@@ -1227,6 +1227,7 @@ static void case_bad_gref(struct tf_env *e)
 	netif_tx_response_t rsp[1];
 	struct tf_rxinfo info;
 	uint8_t f[256], g[4096];
+	char path[200];
 	size_t len;
 
 	if (!pair_up(e, &p))
@@ -1245,6 +1246,12 @@ static void case_bad_gref(struct tf_env *e)
 		return;
 	}
 	guest_to_host(e, &c, 0, 60, 1);
+	/* The kernel's chatter to the new vif (IPv6, IGMP: all multicast)
+	 * must not take the bad buffer in place of our frame: C filters
+	 * multicast (nothing subscribed) before it posts any buffer. */
+	snprintf(path, sizeof(path), "%s/request-multicast-control", c.fe);
+	xs_write(e->xs, XBT_NULL, path, "1", 1);
+	pv_sleep_ns(200000000);
 	tf_rx_post_ref(&c, 0, 40000);
 	tf_rx_post(&c, 0, PV_NET_RX_RING_SIZE - 1);
 	len = tf_mk_udp4(f, c.mac, host_mac, 40, 5);
@@ -1255,12 +1262,17 @@ static void case_bad_gref(struct tf_env *e)
 	/* dom0 checks the ref before committing the frame to a buffer; with
 	 * the hypervisor copying (a driver domain's path) the failure shows
 	 * only after the copy, and the frame goes with it, as in Linux. */
-	if (hv_copies)
-		CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 500) < 0,
-		      "the frame is lost with the failed copy (Linux's behaviour)");
-	else
+	if (hv_copies) {
+		bool seen = false;
+
+		for (uint64_t end = pv_now_ns() + 500000000ull; !seen && pv_now_ns() < end;)
+			seen = recv_to(&c, c.mac, g, sizeof(g), &info, 100) >= 0 && info.len == len &&
+			       memcmp(f, g, len) == 0;
+		CHECK(!seen, "the frame is lost with the failed copy (Linux's behaviour)");
+	} else {
 		CHECK(recv_to(&c, c.mac, g, sizeof(g), &info, 2000) >= 0 && info.len == len &&
 		      memcmp(f, g, len) == 0, "the frame lands in the next buffer");
+	}
 	CHECK(stat_value(e, &c, "to_guest", "errors") == 1, "counted as an rx error");
 	CHECK(traffic_ok(e, &p.b), "the other vif is untouched");
 }
