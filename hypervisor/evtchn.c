@@ -43,7 +43,8 @@
  * unbound, or one wake-up with nothing to take on a channel bound right
  * after, whose fd number it got), never into an unrelated file. Likewise a
  * flags page, once unbound, is replaced by private anonymous memory at the same address (MAP_FIXED),
- * and an address is reused only after EC_RETIRED_KEEP later unbinds.
+ * and an address is reused only after EC_RETIRED_KEEP later unbinds. Room
+ * for both is reserved before a port is taken, so unbind never allocates.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -251,24 +252,44 @@ static void *map_flags(struct pv_evtchn *ec, int fd)
 	return p;
 }
 
-/* An unbound port's page: private memory from now on, for racing notifies
- * (the address is never unmapped while the handle lives). */
-static void retire_flags(struct pv_evtchn *ec, void *page)
+/* Room for everything unbinding a port retires (its ring fd number, its
+ * flags page), made before the port is taken (every bound port and every
+ * spare or retired one has a place), so that retiring never allocates and
+ * never has to choose between closing a number and leaking it. */
+static int reserve(struct pv_evtchn *ec)
 {
-	if (ec->nretired == ec->cap_retired) {
-		unsigned ncap = ec->cap_retired * 2 + 8;
+	unsigned need = ec->nbound + 1;
+
+	if (ec->cap_spare < ec->nspare + need) {
+		unsigned ncap = (ec->nspare + need) * 2;
+		int *s = realloc(ec->spare, ncap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		ec->spare = s;
+		ec->cap_spare = ncap;
+	}
+	if (ec->cap_retired < ec->nretired + need) {
+		unsigned ncap = (ec->nretired + need) * 2;
 		void **r = realloc(ec->retired, ncap * sizeof(*r));
 
-		if (r) {
-			ec->retired = r;
-			ec->cap_retired = ncap;
-		}
+		if (!r)
+			return -ENOMEM;
+		ec->retired = r;
+		ec->cap_retired = ncap;
 	}
-	if (mmap(page, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-		return;  /* still the channel's page: a stale notify is a spurious event */
-	if (ec->nretired < ec->cap_retired)
-		ec->retired[ec->nretired++] = page;  /* else kept out of reuse for good */
+	return 0;
+}
+
+/* An unbound port's page: private memory from now on, for racing notifies
+ * (the address is never unmapped while the handle lives). If the mmap
+ * fails the address still maps the channel's page (a stale notify is a
+ * spurious event there); reuse maps over it all the same. */
+static void retire_flags(struct pv_evtchn *ec, void *page)
+{
+	(void)mmap(page, HVP_EC_FLAGS_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ec->retired[ec->nretired++] = page;   /* room: reserve() */
 }
 
 /* Empty the handle's own set (what makes its fd readable). */
@@ -314,6 +335,10 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
 	    side > 1) {
 		hvc_drop_fds(&ec->c);
 		return -EPROTO;
+	}
+	if ((r = reserve(ec)) < 0) {
+		hvc_drop_fds(&ec->c);
+		return r;
 	}
 	bell = ec->c.fds[0];
 	ring = ec->c.fds[1];
@@ -367,6 +392,30 @@ static int install(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
 	return (int)port;
 }
 
+/* The daemon gave us `port` but install() refused it (a lie, or our
+ * process cannot check the fds): hand it back, unless it is out of range or
+ * already ours (then the lie is about a port we hold, which stays). */
+static void disown(struct pv_evtchn *ec, evtchn_port_t port)
+{
+	struct hvc_req rq = { .op = HVP_EC_CLOSE, .arg = { port, 0 }, .fd = -1 };
+
+	hvc_drop_fds(&ec->c);
+	if (port == 0 || port > ec->c.max_port || ec->ports[port].bell >= 0)
+		return;
+	(void)hvc_call(&ec->c, &rq);
+	hvc_drop_fds(&ec->c);
+}
+
+/* install() the port a well-formed reply gave, or hand it back. */
+static int take(struct pv_evtchn *ec, evtchn_port_t port, bool bound)
+{
+	int r = install(ec, port, bound);
+
+	if (r < 0)
+		disown(ec, port);
+	return r;
+}
+
 static int port_call(struct pv_evtchn *ec, uint16_t op, const void *payload, size_t len,
 		     void *reply)
 {
@@ -388,7 +437,7 @@ int pv_evtchn_bind_unbound_port(struct pv_evtchn *ec, uint32_t remote_domid)
 	if (remote_domid > 0xFFFF)
 		return -EINVAL;
 	r = port_call(ec, HVP_EC_ALLOC_UNBOUND, &a, sizeof(a), &a);
-	r = r < 0 ? r : install(ec, a.port, false);
+	r = r < 0 ? r : take(ec, a.port, false);
 	hvc_drop_fds(&ec->c);
 	hvc_sync(&ec->c);
 	return r;
@@ -404,30 +453,21 @@ int pv_evtchn_bind_interdomain(struct pv_evtchn *ec, uint32_t remote_domid,
 	if (remote_domid > 0xFFFF)
 		return -EINVAL;
 	r = port_call(ec, HVP_EC_BIND, &b, sizeof(b), &b);
-	r = r < 0 ? r : install(ec, b.local_port, true);
+	r = r < 0 ? r : take(ec, b.local_port, true);
 	hvc_drop_fds(&ec->c);
 	hvc_sync(&ec->c);
 	return r;
 }
 
-/* Keep the number of an unbound port's `ring` fd, pointed at the sink. */
+/* Keep the number of an unbound port's `ring` fd, pointed at the sink: a
+ * racing notify that loaded it must never write into a file opened later
+ * under the same number, so the number is not closed while the handle
+ * lives. If dup3 fails it still names the old peer's doorbell: a stale ring
+ * there is a spurious wake-up. */
 static void retire_ring(struct pv_evtchn *ec, int ring)
 {
-	if (ec->nspare == ec->cap_spare) {
-		unsigned ncap = ec->cap_spare * 2 + 8;
-		int *s = realloc(ec->spare, ncap * sizeof(*s));
-		if (!s) {
-			close(ring);
-			return;
-		}
-		ec->spare = s;
-		ec->cap_spare = ncap;
-	}
-	if (dup3(ec->sink, ring, O_CLOEXEC) < 0) {
-		close(ring);
-		return;
-	}
-	ec->spare[ec->nspare++] = ring;
+	(void)dup3(ec->sink, ring, O_CLOEXEC);
+	ec->spare[ec->nspare++] = ring;   /* room: reserve() */
 }
 
 int pv_evtchn_unbind(struct pv_evtchn *ec, evtchn_port_t port)

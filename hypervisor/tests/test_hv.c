@@ -852,6 +852,7 @@ static int att_backend(void *arg)
 	x->other_port = pv_evtchn_bind_interdomain(ec, 1, (evtchn_port_t)x->other_port);
 	CHECK(x->other_port > 0);
 	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)x->other_port), 0);
+	CHECK_EQ(pv_evtchn_notify(ec, (evtchn_port_t)port), 0);
 	hvt_put(x->sv[1], 51);
 	CHECK_EQ(hvt_get(x->sv[1]), 60);
 	pv_evtchn_close(ec);
@@ -929,14 +930,20 @@ static void test_evtchn_attach(void **state)
 	assert_int_equal(pv_evtchn_pending(ec), 1);
 	assert_int_equal(pv_evtchn_pending(ec), -EAGAIN); /* the two sends coalesced */
 	assert_int_equal(pv_evtchn_unmask(ec, 1), 0);
-	/* Detached, the handle's own fd reports the second port's event. */
+	/* Detached, the handle's own fd reports the events of both ports
+	 * (the second just bound); taking one port per wake-up, the fd stays
+	 * readable while the other is pending (as libxenevtchn's). */
 	assert_int_equal(pv_evtchn_attach(ec, -1, 0), 0);
 	hvt_put(x.sv[0], 50);
 	assert_int_equal(hvt_get(x.sv[0]), 51);
 	assert_false(att_wait(ep, 100));
 	assert_true(readable(pv_evtchn_fd(ec), 1000));
-	assert_int_equal(pv_evtchn_pending(ec), 2);
+	p2 = pv_evtchn_pending(ec);
+	assert_true(p2 == 1 || p2 == 2);
+	assert_true(readable(pv_evtchn_fd(ec), 0));
+	assert_int_equal(pv_evtchn_pending(ec), 3 - p2);
 	assert_int_equal(pv_evtchn_pending(ec), -EAGAIN);
+	assert_int_equal(pv_evtchn_unmask(ec, 1), 0);
 	assert_int_equal(pv_evtchn_unmask(ec, 2), 0);
 	assert_false(readable(pv_evtchn_fd(ec), 100));
 	assert_int_equal(pv_evtchn_attach(ec, ep, ATT_TAG), 0);

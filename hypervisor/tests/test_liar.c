@@ -1303,6 +1303,20 @@ static uint32_t *lr_flags_map(int fd)
 
 #define EC_PORT 5
 
+/* The lies in a well-formed reply for port EC_PORT that the client refuses
+ * to take: it must close the port again (the daemon would keep it). */
+static bool ec_refused(int lie)
+{
+	switch (lie) {
+	case EL_ONE_FD: case EL_NO_FD: case EL_TWO_FDS: case EL_FOUR_FDS: case EL_FLAGS_SHORT:
+	case EL_FLAGS_UNSEALED: case EL_FLAGS_BELL: case EL_SIDE: case EL_NOT_POLLABLE:
+	case EL_PIPE_BELL: case EL_PIPE_RING:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int sc_ec(int lie)
 {
 	struct evtchn_alloc_unbound a;
@@ -1404,6 +1418,12 @@ static int sc_ec(int lie)
 	lr_close_all(pp, 2);
 	close(fds[2]);
 	close(cbell);
+	if (ec_refused(lie)) {
+		/* The client hands back the port it could not take. */
+		lr_expect(&q, HVP_EC_CLOSE);
+		CHECK_EQ(q.h.arg[0], EC_PORT);
+		lr_reply(lr_hdr(&q, 0), NULL, 0, NULL, 0);
+	}
 	if (lie == EL_NOTICES) {
 		/* The handle consumes (arg0 1) the notice the reply announced. */
 		struct hvp_notice nt = { .type = PV_NOTICE_PORT_CLOSED, .domid = 3, .port = 11,
