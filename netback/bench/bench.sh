@@ -15,6 +15,8 @@
 # frontend's pages mapped and written/read in place: no copy, two round trips).
 # Relay and netback runs alternate PVNET_BENCH_REPEAT times (default 2) and the
 # best of each figure is kept: the machine is shared, interference only lowers.
+# Each repeat also pairs relay and netfront on the same client ports; the
+# median of those paired TCP ratios is printed last.
 # The TCP streams bind fixed client ports (iperf3 --cport), the same for every
 # variant within a repeat and different from one repeat to the next: which
 # queue carries a stream is decided by a hash of its addresses and ports (the
@@ -251,6 +253,25 @@ def pct(a, b):
         return "-"
 print("  repeat %s, %s queue(s), client ports %d+ / %d+: relay %s / %s, netfront %s / %s Gbit/s (g->h / h->g): %s / %s"
       % (i, q, port, port + 8, rl[0], rl[1], nf[0], nf[1], pct(nf[0], rl[0]), pct(nf[1], rl[1])))
+with open(sys.argv[6], "a") as f:
+    f.write("%s %s %s\n" % (q, pct(nf[0], rl[0]).rstrip("%"), pct(nf[1], rl[1]).rstrip("%")))
+EOF3
+}
+
+# Per queue count, the median and range of the paired TCP ratios: the
+# steadier figure on a shared machine, where one 4-second run of either
+# variant can fall into someone else's load.
+paired_summary() { # file
+	$PY - "$1" $QUEUES <<'EOF3'
+import os, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])] if os.path.exists(sys.argv[1]) else []
+for q in sys.argv[2:]:
+    out = []
+    for col, name in ((1, "g->h"), (2, "h->g")):
+        v = sorted(float(r[col]) for r in rows if r[0] == q and r[col] != "-")
+        out.append("%s median %.0f%% (%.0f%%-%.0f%%, %d pairs)" % (name, statistics.median(v), v[0], v[-1], len(v))
+                   if v else "%s -" % name)
+    print("  netfront %s queue(s): TCP %s" % (q, ", ".join(out)))
 EOF3
 }
 
@@ -265,7 +286,7 @@ for q in $QUEUES; do
 		rel=$OUT
 		run_netfront "$q" $cport
 		R[netfront$q]=$(best "${R[netfront$q]}" "$OUT")
-		paired "$q" "$i" $cport "$rel" "$OUT"
+		paired "$q" "$i" $cport "$rel" "$OUT" "$PV_TMP/paired.txt"
 		run_netback "$q" $cport
 		R[netback$q]=$(best "${R[netback$q]}" "$OUT")
 	done
@@ -304,4 +325,6 @@ print("  %-8s %s queue(s): %s" % (v, q, ", ".join(out)))
 EOF
 	done
 done
+echo "netfront / relay, paired repeats (the same client ports, so the same queues):"
+paired_summary "$PV_TMP/paired.txt"
 exit 0
