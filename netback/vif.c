@@ -400,7 +400,11 @@ void nb_vif_mcast_del(struct nb_vif *vif, const uint8_t addr[6])
 	pthread_mutex_unlock(&vif->lock);
 }
 
-void nb_vif_set_mcast_control(struct nb_vif *vif, bool on) { atomic_store(&vif->mcast_control, on); }
+void nb_vif_set_mcast_control(struct nb_vif *vif, bool on)
+{
+	if (atomic_exchange(&vif->mcast_control, on) != on)
+		pv_log(PV_LOG_DEBUG, "%s: multicast filter %s", vif->name, on ? "on" : "off");
+}
 
 bool nb_vif_mcast_pass(struct nb_vif *vif, const uint8_t dest[6])
 {

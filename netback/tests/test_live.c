@@ -62,6 +62,17 @@ static int recv_to(struct tf_vif *v, const uint8_t *dst, uint8_t *buf, size_t ca
 	}
 }
 
+/* The frontend asks for multicast filtering (request-multicast-control,
+ * nothing subscribed); true once netback says the filter is on. */
+static bool mcast_filter_on(struct tf_env *e, struct tf_vif *v)
+{
+	char path[200], needle[64];
+
+	snprintf(path, sizeof(path), "%s/request-multicast-control", v->fe);
+	snprintf(needle, sizeof(needle), "vif%u.%u: multicast filter on", v->d->domid, v->devid);
+	return xs_write(e->xs, XBT_NULL, path, "1", 1) && tf_log_wait(e, needle, 5000);
+}
+
 static bool setup_vif(struct tf_env *e, struct tf_vif *v, const struct tf_vif_opts *o)
 {
 	struct tf_dom *d = tf_dom_new(e);
@@ -934,7 +945,6 @@ static void case_multicast(struct tf_env *e)
 	struct netif_tx_request req[2];
 	struct netif_extra_info ex;
 	netif_tx_response_t rsp[2];
-	char path[200];
 	size_t len;
 	bool got;
 
@@ -942,9 +952,7 @@ static void case_multicast(struct tf_env *e)
 		CHECK(0, "connect");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/request-multicast-control", v.fe);
-	xs_write(e->xs, XBT_NULL, path, "1", 1);
-	pv_sleep_ns(100000000);
+	CHECK(mcast_filter_on(e, &v), "netback filters multicast once asked");
 	len = tf_mk_udp4(f, group, host_mac, 40, 1);
 	tf_host_send(e, NULL, f, len);
 	CHECK(recv_to(&v, group, g, sizeof(g), &info, 500) < 0, "multicast filtered while not subscribed");
@@ -1087,7 +1095,6 @@ static void rx_prod_fault(struct tf_env *e, RING_IDX ahead, const char *expect)
 	struct pair p;
 	struct tf_queue *q;
 	uint8_t f[256];
-	char path[200];
 	size_t len;
 
 	if (!pair_up(e, &p))
@@ -1096,9 +1103,7 @@ static void rx_prod_fault(struct tf_env *e, RING_IDX ahead, const char *expect)
 	 * multicast) may be half delivered when we move the producer: netback
 	 * would see req_cons already past it and stop at another check. So A
 	 * filters multicast (nothing subscribed), and what was in flight lands. */
-	snprintf(path, sizeof(path), "%s/request-multicast-control", p.a.fe);
-	xs_write(e->xs, XBT_NULL, path, "1", 1);
-	pv_sleep_ns(200000000);
+	CHECK(mcast_filter_on(e, &p.a), "netback filters multicast once asked");
 	q = &p.a.q[0];
 	CHECK(q->rx.sring->req_prod != q->rx.sring->rsp_prod, "rx requests are posted ahead");
 	q->rx.sring->req_prod = q->rx.sring->rsp_prod + ahead;
@@ -1227,7 +1232,6 @@ static void case_bad_gref(struct tf_env *e)
 	netif_tx_response_t rsp[1];
 	struct tf_rxinfo info;
 	uint8_t f[256], g[4096];
-	char path[200];
 	size_t len;
 
 	if (!pair_up(e, &p))
@@ -1249,9 +1253,7 @@ static void case_bad_gref(struct tf_env *e)
 	/* The kernel's chatter to the new vif (IPv6, IGMP: all multicast)
 	 * must not take the bad buffer in place of our frame: C filters
 	 * multicast (nothing subscribed) before it posts any buffer. */
-	snprintf(path, sizeof(path), "%s/request-multicast-control", c.fe);
-	xs_write(e->xs, XBT_NULL, path, "1", 1);
-	pv_sleep_ns(200000000);
+	CHECK(mcast_filter_on(e, &c), "netback filters multicast once asked");
 	tf_rx_post_ref(&c, 0, 40000);
 	tf_rx_post(&c, 0, PV_NET_RX_RING_SIZE - 1);
 	len = tf_mk_udp4(f, c.mac, host_mac, 40, 5);
