@@ -331,6 +331,8 @@ void nb_vif_set_rate(struct nb_vif *vif, uint64_t credit_bytes, uint64_t credit_
 {
 	for (unsigned i = 0; i < vif->nqueues; i++)
 		nb_queue_set_rate(vif->queues[i], credit_bytes, credit_usec);
+	pv_log(PV_LOG_DEBUG, "%s: rate %llu bytes per %llu us", vif->name, (unsigned long long)credit_bytes,
+	       (unsigned long long)credit_usec);
 }
 
 void nb_vif_fatal(struct nb_vif *vif, const char *reason)

@@ -997,8 +997,9 @@ static void case_no_rx_notify(struct tf_env *e)
 	len = tf_mk_udp4(f, v.mac, host_mac, 40, 3);
 	for (unsigned i = 0; i < PV_NET_RX_RING_SIZE + 8; i++)
 		tf_host_send(e, NULL, f, len);
-	pv_sleep_ns(300000000);
-	/* ...the frames that found no buffer for 30 ms were dropped. */
+	/* ...the frames that found no buffer for 30 ms are dropped. */
+	for (int t = 0; t < 300 && stat_value(e, &v, "to_guest", "dropped") < 1; t++)
+		pv_sleep_ns(10000000);
 	CHECK(stat_value(e, &v, "to_guest", "dropped") >= 1, "frames waiting > 30 ms dropped (drain)");
 	while (recv_to(&v, v.mac, g, sizeof(g), &info, 100) >= 0)
 		;
@@ -1037,7 +1038,7 @@ static void case_rx_stall(struct tf_env *e)
 static void case_rate(struct tf_env *e)
 {
 	struct tf_vif v;
-	char path[200];
+	char path[200], needle[64];
 	unsigned got = 0;
 
 	if (!setup_vif(e, &v, NULL)) {
@@ -1046,8 +1047,9 @@ static void case_rate(struct tf_env *e)
 	}
 	/* 150000 bytes per 200 ms: 200 frames of 1400 bytes need a second window. */
 	snprintf(path, sizeof(path), "%s/rate", v.be);
-	xs_write(e->xs, XBT_NULL, path, "150000,200000", 13);
-	pv_sleep_ns(100000000);
+	snprintf(needle, sizeof(needle), "vif%u.%u: rate 150000 bytes per 200000 us", v.d->domid, v.devid);
+	CHECK(xs_write(e->xs, XBT_NULL, path, "150000,200000", 13) && tf_log_wait(e, needle, 5000),
+	      "netback applies the new rate");
 	for (unsigned i = 0; i < 200; i++) {
 		uint8_t f[1500];
 		size_t len = tf_mk_udp4(f, host_mac, v.mac, 1400 - 42, (uint8_t)i);
