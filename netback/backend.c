@@ -362,7 +362,7 @@ static int backend_connect(struct nb_dev *dev)
 	struct nb_vif_caps caps;
 	uint64_t credit_bytes, credit_usec;
 	const char *fv[PV_ARRAY_SIZE(fe_flag_keys)];
-	unsigned requested, i_nq, i_mac, i_rate, i_hp, i_flags;
+	unsigned requested, i_nq, i_mac, i_rate, i_hp, i_ctrl, i_flags;
 	struct batch *b = calloc(1, sizeof(*b));
 	bool hotplug_done;
 	uint8_t mac[6];
@@ -379,6 +379,8 @@ static int backend_connect(struct nb_dev *dev)
 	i_mac = batch_add(b, dev->be, "mac");
 	i_rate = batch_add(b, dev->be, "rate");
 	i_hp = batch_add(b, dev->be, "hotplug-status");
+	i_ctrl = batch_add(b, dev->fe, "ctrl-ring-ref");
+	batch_add(b, dev->fe, "event-channel-ctrl");
 	i_flags = b->n;
 	for (size_t k = 0; k < PV_ARRAY_SIZE(fe_flag_keys); k++)
 		batch_add(b, dev->fe, fe_flag_keys[k]);
@@ -405,6 +407,15 @@ static int backend_connect(struct nb_dev *dev)
 		caps.drain_ms = d->o.drain_ms;
 		caps.stall_ms = d->o.stall_ms;
 	}
+	/* connect_ctrl_ring: no (readable) ctrl-ring-ref, no control ring. */
+	memset(cfgs, 0, sizeof(cfgs));
+	if (parse_u32(batch_val(b, i_ctrl), &cfgs[0].ctrl_ring_ref) == 0) {
+		if ((r = parse_u32(batch_val(b, i_ctrl + 1), &cfgs[0].ctrl_evtchn)) < 0) {
+			dev_error(dev, r, "reading %s/event-channel-ctrl", dev->fe);
+			goto out;
+		}
+		cfgs[0].ctrl = true;
+	}
 
 	/* The ring keys of every queue: the second round trip. */
 	batch_reset(b);
@@ -422,9 +433,9 @@ static int backend_connect(struct nb_dev *dev)
 		dev_error(dev, r, "reading %s", dev->fe);
 		goto out;
 	}
-	memset(cfgs, 0, sizeof(cfgs));
 	for (unsigned q = 0; q < requested; q++) {
 		cfgs[q].domid = dev->fe_domid;
+		cfgs[q].nqueues = requested;
 		cfgs[q].fatal_slots = d->o.fatal_slots;
 		cfgs[q].hv_path = d->hv_path;
 		cfgs[q].own = d->own.pa ? &d->own : NULL;
@@ -443,11 +454,11 @@ static int backend_connect(struct nb_dev *dev)
 	unregister_watchers(dev);
 	register_watchers(dev);
 	nb_vif_set_mcast_control(dev->vif, flags.mcast_control);
-	pv_info("%s: connected %s: %u queue(s), %s event channels, sg %d gso %d/%d csum %d/%d rx-notify %d%s",
+	pv_info("%s: connected %s: %u queue(s), %s event channels, sg %d gso %d/%d csum %d/%d rx-notify %d%s%s",
 		dev->be, nb_vif_name(dev->vif), requested,
 		cfgs[0].tx_evtchn == cfgs[0].rx_evtchn ? "shared" : "split", flags.sg,
 		caps.rx.gso_tcpv4, caps.rx.gso_tcpv6, caps.rx.csum_v4, caps.rx.csum_v6, flags.rx_notify,
-		credit_usec ? " rate-limited" : "");
+		credit_usec ? " rate-limited" : "", cfgs[0].ctrl ? " control ring" : "");
 
 	/* Connected is written only once hotplug-status reads "connected":
 	 * already so (read above), or when the watch sees it (Linux arms the
@@ -653,6 +664,8 @@ static int write_features(struct nb_dev *dev)
 	snprintf(v, sizeof(v), "%u", d->o.max_queues);
 	if (xs_put(d, XBT_NULL, dev->be, "multi-queue-max-queues", v) < 0)
 		pv_debug("%s: Error writing multi-queue-max-queues", dev->be);
+	if (xs_put(d, XBT_NULL, dev->be, "feature-ctrl-ring", "1") < 0)
+		pv_debug("%s: Error writing feature-ctrl-ring", dev->be);
 	return 0;
 }
 

@@ -113,7 +113,34 @@ static void on_unmask_timer(struct pv_loop *loop, void *arg)
 	(void)loop;
 	u->timer = 0;
 	if (!q->idle && !q->dead)
-		unmask_port(q, u->rx ? q->rx_port : q->tx_port);
+		unmask_port(q, u->which == 0 ? q->tx_port : u->which == 1 ? q->rx_port : nb_ctrl_port(q));
+}
+
+/* After an event on `port` (unmask[which]) that found work or not: count
+ * it for the storm rule, then unmask now, after the storm delay, or (keep)
+ * leave it masked for the round that will unmask it. */
+static void storm_unmask(struct nb_queue *q, struct nb_storm *storm, evtchn_port_t port, unsigned which,
+			 bool work, bool keep)
+{
+	uint64_t delay;
+
+	if (!work)
+		nb_stat_add(&q->st.spurious_events, 1);
+	delay = nb_storm_event(storm, !work);
+	if (delay == NB_STORM_IS_FATAL) {
+		nb_q_fatal(q, "event storm: %u consecutive events without work on port %u",
+			   NB_STORM_FATAL, port);
+		return;
+	}
+	if (delay == 0) {
+		if (keep)
+			q->tx_unmask_pending = true;
+		else
+			unmask_port(q, port);
+		return;
+	}
+	if (!q->unmask[which].timer)
+		q->unmask[which].timer = pv_loop_add_timer(q->loop, delay, on_unmask_timer, &q->unmask[which]);
 }
 
 /* One event on `port`: is there work (Linux's lateeoi handlers ask the same
@@ -122,7 +149,6 @@ static void handle_port(struct nb_queue *q, evtchn_port_t port)
 {
 	bool is_tx = port == q->tx_port, is_rx = port == q->rx_port, work = false, tx_work = false;
 	struct nb_storm *storm = is_tx ? &q->storm_tx : &q->storm_rx;
-	uint64_t delay;
 
 	if (is_tx) {
 		RING_IDX prod = __atomic_load_n(&q->tx.sring->req_prod, __ATOMIC_ACQUIRE);
@@ -144,30 +170,15 @@ static void handle_port(struct nb_queue *q, evtchn_port_t port)
 				q->rx_kick = true;
 		}
 	}
-	if (!work)
-		nb_stat_add(&q->st.spurious_events, 1);
-	delay = nb_storm_event(storm, !work);
-	if (delay == NB_STORM_IS_FATAL) {
-		nb_q_fatal(q, "event storm: %u consecutive events without work on port %u",
-			   NB_STORM_FATAL, port);
-		return;
-	}
-	if (delay == 0) {
-		/* As NAPI keeps the interrupt off while it polls: the tx port
-		 * stays masked until a tx round finds the ring idle (run()). */
-		if (tx_work) {
-			q->tx_unmask_pending = true;
-			return;
-		}
-		unmask_port(q, port);
-		return;
-	}
-	{
-		struct nb_unmask *u = &q->unmask[is_tx ? 0 : 1];
+	/* As NAPI keeps the interrupt off while it polls: the tx port stays
+	 * masked until a tx round finds the ring idle (run()). */
+	storm_unmask(q, storm, port, is_tx ? 0 : 1, work, tx_work);
+}
 
-		if (!u->timer)
-			u->timer = pv_loop_add_timer(q->loop, delay, on_unmask_timer, u);
-	}
+/* An event on the control ring's port: answer what is queued. */
+static void handle_ctrl(struct nb_queue *q, evtchn_port_t port)
+{
+	storm_unmask(q, nb_ctrl_storm(q), port, 2, nb_ctrl_event(q), false);
 }
 
 static void on_evtchn(struct pv_loop *loop, int fd, uint32_t events, void *arg)
@@ -183,6 +194,8 @@ static void on_evtchn(struct pv_loop *loop, int fd, uint32_t events, void *arg)
 			continue;  /* leave it masked */
 		if ((evtchn_port_t)port == q->tx_port || (evtchn_port_t)port == q->rx_port)
 			handle_port(q, (evtchn_port_t)port);
+		else if (q->ctrl && (evtchn_port_t)port == nb_ctrl_port(q))
+			handle_ctrl(q, (evtchn_port_t)port);
 		else
 			unmask_port(q, (evtchn_port_t)port);
 	}
@@ -372,6 +385,8 @@ static int setup(struct nb_queue *q)
 		if (q->rxbuf_frame >= 0)
 			q->rxbuf = pv_page_addr(q->cfg.own->pa, (uint32_t)q->rxbuf_frame);
 	}
+	if ((r = nb_ctrl_setup(q)) < 0)
+		return r;
 	q->loop = pv_loop_new();
 	if (!q->loop)
 		return -ENOMEM;
@@ -394,8 +409,8 @@ static int setup(struct nb_queue *q)
 		return r;
 	q->tap_watched = true;
 	nb_rx_layout(&q->cfg.caps.rx, &q->rx_layout);
-	q->unmask[0] = (struct nb_unmask){ .q = q, .rx = false };
-	q->unmask[1] = (struct nb_unmask){ .q = q, .rx = true };
+	for (unsigned i = 0; i < PV_ARRAY_SIZE(q->unmask); i++)
+		q->unmask[i] = (struct nb_unmask){ .q = q, .which = i };
 	q->remaining_credit = q->cfg.credit_bytes;
 	q->credit_window_start = pv_now_ns();
 	return 0;
@@ -420,6 +435,7 @@ static void teardown(struct nb_queue *q)
 		q->stalled = false;
 		nb_vif_queue_stalled(q->cfg.vif, false);
 	}
+	nb_ctrl_teardown(q);
 	/* The handle first: its ports leave the loop's set before it goes. */
 	if (q->ec)
 		pv_evtchn_close(q->ec);  /* unbinds our ports */
@@ -494,8 +510,9 @@ static void run(struct nb_queue *q)
 {
 	/* Requests and frames may already be waiting. */
 	q->tx_kick = q->rx_kick = true;
+	q->ctrl_kick = q->ctrl != NULL;
 	for (;;) {
-		bool busy = q->tx_kick || q->rx_kick;
+		bool busy = q->tx_kick || q->rx_kick || q->ctrl_kick;
 
 		if (pv_loop_run_once(q->loop, busy ? 0 : -1) < 0)
 			break;
@@ -505,6 +522,8 @@ static void run(struct nb_queue *q)
 			q->tx_kick = nb_tx_round(q);
 		if (q->rx_kick && active(q))
 			q->rx_kick = nb_rx_round(q);
+		if (q->ctrl_kick && active(q))
+			(void)nb_ctrl_event(q);
 		if (!q->dead)
 			nb_q_flush(q);
 		if (!q->tx_kick && q->tx_unmask_pending && active(q)) {
@@ -651,9 +670,12 @@ int nb_queue_ready(struct nb_queue *q, char *err, size_t errlen)
 	r = q->init_err;
 	pthread_join(q->thread, NULL);
 	q->thread_started = false;
-	/* Linux's message for a failed xenvif_connect_data. */
-	snprintf(err, errlen, "mapping shared-frames %u/%u port tx %u rx %u", q->cfg.tx_ring_ref,
-		 q->cfg.rx_ring_ref, q->cfg.tx_evtchn, q->cfg.rx_evtchn);
+	/* Linux's messages for a failed xenvif_connect_ctrl / _data. */
+	if (q->ctrl_failed)
+		snprintf(err, errlen, "mapping shared-frame %u port %u", q->cfg.ctrl_ring_ref, q->cfg.ctrl_evtchn);
+	else
+		snprintf(err, errlen, "mapping shared-frames %u/%u port tx %u rx %u", q->cfg.tx_ring_ref,
+			 q->cfg.rx_ring_ref, q->cfg.tx_evtchn, q->cfg.rx_evtchn);
 	pv_warn("%s: %s: %s", q->name, err, strerror(-r));
 	queue_free(q);
 	return r;

@@ -85,6 +85,12 @@ struct nb_queue_cfg {
 	uint64_t credit_bytes, credit_usec;  /* `rate`; credit_usec 0 = unlimited */
 	bool affinity;                 /* pin the thread: domid + devid + id (pv_pin_thread_index) */
 	bool hv_copies;                /* every grant copy through the hypervisor (pv_gnttab_set_local) */
+	/* Queue 0 of a frontend with a control ring (feature-ctrl-ring): its
+	 * ring and channel, served by this queue's thread (netback/ctrlring.c). */
+	bool ctrl;
+	grant_ref_t ctrl_ring_ref;
+	evtchn_port_t ctrl_evtchn;
+	unsigned nqueues;              /* the vif's queues: what the hash table may name */
 };
 
 struct nb_queue;

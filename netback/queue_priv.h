@@ -79,7 +79,7 @@ struct nb_queue {
 	bool stalled;
 	RING_IDX rx_seen_prod;       /* newest rx req_prod seen (event or load): spurious check */
 	struct nb_storm storm_tx, storm_rx;
-	struct nb_unmask { struct nb_queue *q; bool rx; int64_t timer; } unmask[2];  /* tx, rx */
+	struct nb_unmask { struct nb_queue *q; unsigned which; int64_t timer; } unmask[3];  /* tx, rx, ctrl */
 	int64_t timer_rx, timer_credit;
 	struct pv_ratelimit rl;
 
@@ -117,6 +117,10 @@ struct nb_queue {
 	bool tx_dirty, rx_dirty;                /* responses written, not yet pushed */
 	uint8_t *spill;
 
+	struct nb_ctrl *ctrl;                   /* the control ring (queue 0), or NULL */
+	bool ctrl_failed;                       /* set-up failed at the control ring */
+	bool ctrl_kick;                         /* control requests left for the next turn */
+
 	struct nb_qstats st;
 };
 
@@ -130,6 +134,18 @@ void nb_q_flush(struct nb_queue *q);
 void nb_rx_release(struct nb_queue *q);
 /* rx.c: throw away what waits in the TAP (drain timeout). */
 void nb_rx_drain(struct nb_queue *q);
+
+/* ctrlring.c: the control ring of queue 0 (cfg.ctrl). Set-up maps and
+ * binds it (0 or -errno, q->ctrl_failed set); nb_ctrl_event() answers what
+ * the frontend queued, applies the hash to the TAP's steering before the
+ * responses go, and says whether there was work; nb_ctrl_port() is the
+ * local port (0: none); teardown detaches the steering and unmaps (before
+ * the handles close). */
+int nb_ctrl_setup(struct nb_queue *q);
+bool nb_ctrl_event(struct nb_queue *q);
+evtchn_port_t nb_ctrl_port(const struct nb_queue *q);
+struct nb_storm *nb_ctrl_storm(struct nb_queue *q);
+void nb_ctrl_teardown(struct nb_queue *q);
 
 /* queue.c helpers for tx.c / rx.c */
 void nb_q_fatal(struct nb_queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

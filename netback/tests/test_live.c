@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "netif/link.h"
 #include "netif/tests/netns_test.h"
+#include "netback/hash.h"
 #include "netback/tests/tfront.h"
 
 static int pass, fail;
@@ -229,7 +230,7 @@ static void case_handshake(struct tf_env *e)
 	static const char *const ones[] = {
 		"feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6", "feature-ipv6-csum-offload",
 		"feature-rx-copy", "feature-multicast-control", "feature-dynamic-multicast-control",
-		"feature-split-event-channels",
+		"feature-split-event-channels", "feature-ctrl-ring",
 	};
 	int idx, br;
 
@@ -250,10 +251,6 @@ static void case_handshake(struct tf_env *e)
 	snprintf(path, sizeof(path), "%s/multi-queue-max-queues", v.be);
 	s = tf_xs_read(e, path);
 	CHECK(s && strcmp(s, "4") == 0, "multi-queue-max-queues = 4 (--max-queues)");
-	free(s);
-	snprintf(path, sizeof(path), "%s/feature-ctrl-ring", v.be);
-	s = tf_xs_read(e, path);
-	CHECK(!s, "no feature-ctrl-ring (control ring not implemented)");
 	free(s);
 	snprintf(path, sizeof(path), "%s/hotplug-status", v.be);
 	s = tf_xs_read(e, path);
@@ -1062,6 +1059,203 @@ static void case_rate(struct tf_env *e)
 	CHECK(stat_value(e, &v, "vif", "credit_waits") >= 1, "the queue waited for credit (rate applied live)");
 }
 
+/* ---- the control ring ---------------------------------------------------------- */
+
+static const uint8_t ms_key[NB_HASH_KEY_SIZE] = {
+	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
+/* Host -> guest TCP frames of `n` flows (source port 1000 + 7 * flow,
+ * destination 80 + flow); for each the queue it arrived on goes in got[].
+ * false if one did not arrive. */
+static bool send_flows(struct tf_env *e, struct tf_vif *v, unsigned n, uint8_t frames[][128],
+		       size_t *lens, int *got)
+{
+	static uint8_t g[70000];
+
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *f = frames[i];
+		struct tf_rxinfo info;
+		size_t len = tf_mk_tcp4(f, v->mac, host_mac, 16, (uint8_t)i);
+		uint16_t sp = (uint16_t)(1000 + 7 * i), dp = (uint16_t)(80 + i);
+
+		f[34] = (uint8_t)(sp >> 8);
+		f[35] = (uint8_t)sp;
+		f[36] = (uint8_t)(dp >> 8);
+		f[37] = (uint8_t)dp;
+		tf_l4_csum(f, len, false);
+		lens[i] = len;
+		got[i] = -1;
+		if (tf_host_send(e, NULL, f, len) < 0)
+			return false;
+		for (uint64_t end = pv_now_ns() + 3000000000ull; pv_now_ns() < end && got[i] < 0;) {
+			int q = recv_to(v, v->mac, g, sizeof(g), &info, 3000);
+
+			if (q < 0)
+				return false;
+			if (info.len == len && memcmp(g, f, len) == 0)
+				got[i] = q;
+		}
+		if (got[i] < 0)
+			return false;
+	}
+	return true;
+}
+
+/* Every flow arrived on the queue the frontend's own hash and table say
+ * (h: what it configured). */
+static bool flows_follow(struct tf_env *e, struct tf_vif *v, const struct nb_hash *h, unsigned *distinct)
+{
+	uint8_t frames[16][128];
+	size_t lens[16];
+	int got[16];
+	unsigned seen = 0;
+	bool ok = true;
+
+	if (!send_flows(e, v, 16, frames, lens, got))
+		return false;
+	for (unsigned i = 0; i < 16; i++) {
+		uint32_t hash = 0;
+		unsigned type, want;
+
+		if (!nb_hash_frame(h, frames[i], lens[i], &hash, &type))
+			hash = 0;
+		want = nb_hash_queue(h, hash);
+		if (h->alg != XEN_NETIF_CTRL_HASH_ALGORITHM_NONE && (unsigned)got[i] != want) {
+			printf("# flow %u: queue %d, want %u (hash %#x)\n", i, got[i], want, hash);
+			ok = false;
+		}
+		seen |= 1u << got[i];
+	}
+	*distinct = (unsigned)__builtin_popcount(seen);
+	return ok;
+}
+
+#define CTRL(v, type, d0, d1, d2, data) tf_ctrl(v, XEN_NETIF_CTRL_TYPE_##type, d0, d1, d2, data, 3000)
+
+static void case_ctrl_ring(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_vif v;
+	struct nb_hash h;
+	uint32_t data = 0, *ent;
+	unsigned distinct = 0;
+	char path[200], *feat;
+
+	o.nqueues = 4;
+	o.ctrl_ring = true;
+	if (!setup_vif(e, &v, &o) || !mcast_filter_on(e, &v)) {
+		CHECK(0, "connect with a control ring");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/feature-ctrl-ring", v.be);
+	feat = tf_xs_read(e, path);
+	CHECK(feat && strcmp(feat, "1") == 0, "feature-ctrl-ring = 1");
+	free(feat);
+	CHECK(tf_log_wait(e, "control ring", 3000), "netback says the vif has a control ring");
+	nb_hash_init(&h, 4);
+	CHECK(CTRL(&v, GET_HASH_FLAGS, 0, 0, 0, &data) == XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED,
+	      "no hash flags before an algorithm");
+	CHECK(CTRL(&v, SET_HASH_FLAGS, 1, 0, 0, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "flags refused before an algorithm");
+	CHECK(CTRL(&v, SET_HASH_ALGORITHM, 7, 0, 0, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "unknown algorithm refused");
+	CHECK(CTRL(&v, SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ, 0, 0, NULL) == 0,
+	      "Toeplitz");
+	h.alg = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+	CHECK(CTRL(&v, GET_HASH_FLAGS, 0, 0, 0, &data) == 0 && data == NB_HASH_TYPES,
+	      "supported types %#x", data);
+	h.flags = XEN_NETIF_CTRL_HASH_TYPE_IPV4 | XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP;
+	CHECK(CTRL(&v, SET_HASH_FLAGS, h.flags, 0, 0, NULL) == 0, "IPv4 and IPv4+TCP enabled");
+	memcpy(v.ctrl.data, ms_key, sizeof(ms_key));
+	memcpy(h.key, ms_key, sizeof(ms_key));
+	CHECK(CTRL(&v, SET_HASH_KEY, v.ctrl.data_ref, NB_HASH_KEY_SIZE, 0, NULL) == 0, "key set");
+	/* No table yet: hash % 4. */
+	CHECK(flows_follow(e, &v, &h, &distinct), "16 flows on the queues hash %% 4 gives");
+	CHECK(CTRL(&v, GET_HASH_MAPPING_SIZE, 0, 0, 0, &data) == 0 && data == NB_HASH_MAPPING_MAX,
+	      "table size up to %u", data);
+	h.size = 8;
+	CHECK(CTRL(&v, SET_HASH_MAPPING_SIZE, 8, 0, 0, NULL) == 0, "an 8-entry table");
+	ent = (uint32_t *)(void *)v.ctrl.data;
+	for (unsigned i = 0; i < 8; i++)
+		ent[i] = h.mapping[i] = (i * 3 + 1) % 4;
+	CHECK(CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 8, 0, NULL) == 0, "table written");
+	CHECK(flows_follow(e, &v, &h, &distinct), "16 flows on the queues the table gives");
+	for (unsigned i = 0; i < 8; i++)
+		ent[i] = h.mapping[i] = 2;
+	CHECK(CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 8, 0, NULL) == 0, "every entry queue 2");
+	CHECK(flows_follow(e, &v, &h, &distinct) && distinct == 1, "16 flows all on queue 2");
+
+	/* Bad requests: refused, nothing changes. */
+	ent[0] = 4;
+	CHECK(CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 1, 3, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "an entry naming queue 4 of 4 refused");
+	CHECK(CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 2, 7, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "entries past the table refused");
+	CHECK(CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 1, 0xffffffffu, NULL) ==
+	      XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER, "a wrapping offset refused");
+	CHECK(CTRL(&v, SET_HASH_MAPPING, 9999, 1, 0, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "a table behind a bad grant refused");
+	CHECK(CTRL(&v, SET_HASH_KEY, v.ctrl.data_ref, NB_HASH_KEY_SIZE + 1, 0, NULL) ==
+	      XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER, "a 41-byte key refused");
+	CHECK(CTRL(&v, SET_HASH_KEY, 9999, 8, 0, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "a key behind a bad grant refused");
+	CHECK(CTRL(&v, SET_HASH_MAPPING_SIZE, 129, 0, 0, NULL) == XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER,
+	      "a 129-entry table refused");
+	CHECK(tf_ctrl(&v, XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, 0, 0, 0, NULL, 3000) ==
+	      XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED, "static grant mappings not supported");
+	CHECK(tf_ctrl(&v, 999, 0, 0, 0, NULL, 3000) == XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED,
+	      "unknown request not supported");
+	CHECK(flows_follow(e, &v, &h, &distinct) && distinct == 1, "16 flows still all on queue 2");
+
+	/* Algorithm NONE: the TAP chooses by flow again. */
+	CHECK(CTRL(&v, SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_NONE, 0, 0, NULL) == 0, "hash off");
+	h.alg = XEN_NETIF_CTRL_HASH_ALGORITHM_NONE;
+	CHECK(flows_follow(e, &v, &h, &distinct) && distinct > 1, "16 flows spread over %u queues", distinct);
+	CHECK(tf_be_state(&v) == XenbusStateConnected, "still Connected");
+	CHECK(stat_value(e, &v, "vif", "spurious_events") < 16, "no storm counted");
+}
+
+/* A reconnect starts without a hash: the table of the first connection
+ * (every flow to queue 1) is gone with it. */
+static void case_ctrl_reconnect(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_vif v;
+	struct nb_hash h;
+	uint32_t *ent;
+	unsigned distinct = 0;
+
+	o.nqueues = 4;
+	o.ctrl_ring = true;
+	if (!setup_vif(e, &v, &o) || !mcast_filter_on(e, &v)) {
+		CHECK(0, "connect with a control ring");
+		return;
+	}
+	nb_hash_init(&h, 4);
+	h.alg = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+	h.size = 1;
+	h.mapping[0] = 1;
+	ent = (uint32_t *)(void *)v.ctrl.data;
+	ent[0] = 1;
+	CHECK(CTRL(&v, SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ, 0, 0, NULL) == 0 &&
+	      CTRL(&v, SET_HASH_MAPPING_SIZE, 1, 0, 0, NULL) == 0 &&
+	      CTRL(&v, SET_HASH_MAPPING, v.ctrl.data_ref, 1, 0, NULL) == 0, "every flow to queue 1");
+	CHECK(flows_follow(e, &v, &h, &distinct) && distinct == 1, "16 flows on queue 1");
+	tf_set_fe_state(&v, XenbusStateClosing);
+	CHECK(tf_wait_be_state(&v, XenbusStateClosing, 5000), "backend Closing");
+	tf_set_fe_state(&v, XenbusStateClosed);
+	CHECK(tf_wait_be_state(&v, XenbusStateClosed, 5000), "backend Closed");
+	tf_vif_release(&v);
+	tf_set_fe_state(&v, XenbusStateInitialising);
+	o.ctrl_ring = false;
+	CHECK(tf_vif_connect(&v, &o, false) == 0 && mcast_filter_on(e, &v), "reconnected without one");
+	h.alg = XEN_NETIF_CTRL_HASH_ALGORITHM_NONE;
+	CHECK(flows_follow(e, &v, &h, &distinct) && distinct > 1, "16 flows spread over %u queues", distinct);
+}
+
 /* ---- misbehaviour ---------------------------------------------------------- */
 
 struct pair {
@@ -1075,6 +1269,67 @@ static bool pair_up(struct tf_env *e, struct pair *p)
 		return false;
 	}
 	return traffic_ok(e, &p->a) && traffic_ok(e, &p->b);
+}
+
+/* A control ring whose producer is more than a ring ahead disables that vif. */
+static void case_ctrl_bad_prod(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct pair p;
+
+	o.ctrl_ring = true;
+	if (!setup_vif(e, &p.b, NULL) || !setup_vif(e, &p.a, &o)) {
+		CHECK(0, "connect two vifs");
+		return;
+	}
+	CHECK(tf_ctrl(&p.a, XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 0, 0, 0, NULL, 3000) == 0,
+	      "the control ring answers");
+	tf_ctrl_raw_prod(&p.a, p.a.ctrl.ring.req_prod_pvt + 2000);
+	expect_disabled(e, &p.a, &p.b, "ctrl: Impossible number of requests");
+}
+
+/* Notifications on the control port without requests: an event storm. */
+static void case_ctrl_storm(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct pair p;
+	uint64_t end = pv_now_ns() + 8000000000ull;
+
+	o.ctrl_ring = true;
+	if (!setup_vif(e, &p.b, NULL) || !setup_vif(e, &p.a, &o)) {
+		CHECK(0, "connect two vifs");
+		return;
+	}
+	while (pv_now_ns() < end && !tf_log_wait(e, "event storm", 0)) {
+		for (int i = 0; i < 100; i++)
+			(void)pv_evtchn_notify(p.a.d->ec, p.a.ctrl.port);
+		pv_sleep_ns(1000000);
+	}
+	expect_disabled(e, &p.a, &p.b, "event storm");
+}
+
+/* A control ring that does not map, or no channel for it: refused as
+ * Linux's connect_ctrl_ring refuses it. */
+static void case_ctrl_bad_keys(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	bool closing;
+	char *s;
+
+	o.ctrl_ring = true;
+	o.nqueues = 2;
+	o.bad_ctrl_ref = 4000;
+	s = connect_refused(e, &o, &closing);
+	CHECK(s && strstr(s, "mapping shared-frame 4000 port"), "bad ctrl-ring-ref: error node: %s",
+	      s ? s : "(none)");
+	CHECK(closing, "backend Closing");
+	free(s);
+	o.bad_ctrl_ref = 0;
+	o.ctrl_no_port = true;
+	s = connect_refused(e, &o, &closing);
+	CHECK(s && strstr(s, "/event-channel-ctrl"), "no event-channel-ctrl: error node: %s", s ? s : "(none)");
+	CHECK(closing, "backend Closing");
+	free(s);
 }
 
 static void case_bad_indices(struct tf_env *e)
@@ -1430,6 +1685,11 @@ static const struct tcase cases[] = {
 	{ "event-storm-flip", case_event_storm_flip, NULL, 0 },
 	{ "raw-wake-storm", case_raw_wake_storm, NULL, 0 },
 	{ "disabled-then-reconnect", case_disabled_then_reconnect, NULL, 0 },
+	{ "ctrl-ring", case_ctrl_ring, "--max-queues 4", 0 },
+	{ "ctrl-ring-reconnect", case_ctrl_reconnect, "--max-queues 4", 0 },
+	{ "ctrl-bad-prod", case_ctrl_bad_prod, NULL, 0 },
+	{ "ctrl-storm", case_ctrl_storm, NULL, 0 },
+	{ "ctrl-bad-keys", case_ctrl_bad_keys, "--max-queues 4", 0 },
 };
 
 int main(int argc, char **argv)

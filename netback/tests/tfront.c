@@ -602,6 +602,23 @@ static int setup_queue(struct tf_vif *v, struct tf_queue *q, bool split, bool ow
 	return 0;
 }
 
+static int setup_ctrl(struct tf_vif *v)
+{
+	struct tf_ctrl *c = &v->ctrl;
+	int r;
+
+	c->sring = grant_page(v->d, false, &c->ref);
+	c->data = grant_page(v->d, true, &c->data_ref);
+	if (!c->sring || !c->data)
+		return -ENOMEM;
+	SHARED_RING_INIT((xen_netif_ctrl_sring_t *)c->sring);
+	FRONT_RING_INIT(&c->ring, (xen_netif_ctrl_sring_t *)c->sring, PV_PAGE_SIZE);
+	if ((r = pv_evtchn_bind_unbound_port(v->d->ec, 0)) < 0)
+		return r;
+	c->port = (evtchn_port_t)r;
+	return 0;
+}
+
 static unsigned be_unsigned(struct tf_vif *v, const char *key, unsigned dflt)
 {
 	char path[200], *s;
@@ -641,6 +658,19 @@ static int write_keys(struct tf_vif *v, const struct tf_vif_opts *o, xs_transact
 			r |= xs_printf(xs, t, dir, "event-channel", "%u", q->tx_port);
 		}
 	}
+	if (o->ctrl_ring) {
+		r |= xs_printf(xs, t, v->fe, "ctrl-ring-ref", "%u", o->bad_ctrl_ref ? o->bad_ctrl_ref : v->ctrl.ref);
+		if (!o->ctrl_no_port)
+			r |= xs_printf(xs, t, v->fe, "event-channel-ctrl", "%u", v->ctrl.port);
+	} else {
+		/* A frontend that had one before takes its keys away. */
+		char path[200];
+
+		snprintf(path, sizeof(path), "%s/ctrl-ring-ref", v->fe);
+		(void)xs_rm(xs, t, path);
+		snprintf(path, sizeof(path), "%s/event-channel-ctrl", v->fe);
+		(void)xs_rm(xs, t, path);
+	}
 	if (!o->no_rx_copy)
 		r |= xs_printf(xs, t, v->fe, "request-rx-copy", "1");
 	if (!o->no_rx_notify)
@@ -677,6 +707,8 @@ int tf_vif_connect(struct tf_vif *v, const struct tf_vif_opts *o_in, bool expect
 	for (unsigned i = 0; i < v->nq; i++)
 		if ((r = setup_queue(v, &v->q[i], o.split, o.ec_per_queue)) < 0)
 			return r;
+	if (o.ctrl_ring && (r = setup_ctrl(v)) < 0)
+		return r;
 	if (o.bad_ring_prod)
 		v->q[0].tx.sring->req_prod = v->q[0].tx.sring->rsp_prod + PV_NET_TX_RING_SIZE + 1;
 	for (int tries = 0; tries < 50; tries++) {
@@ -724,6 +756,12 @@ void tf_vif_release(struct tf_vif *v)
 		}
 		memset(q, 0, sizeof(*q));
 	}
+	if (v->ctrl.sring) {
+		ungrant_page(v->d, v->ctrl.sring, v->ctrl.ref);
+		ungrant_page(v->d, v->ctrl.data, v->ctrl.data_ref);
+		(void)pv_evtchn_unbind(v->d->ec, v->ctrl.port);
+	}
+	memset(&v->ctrl, 0, sizeof(v->ctrl));
 	v->nq = 0;
 	v->connected = false;
 }
@@ -922,6 +960,47 @@ int tf_rx_recv(struct tf_vif *v, int q, uint8_t *buf, size_t cap, struct tf_rxin
 			return -ETIMEDOUT;
 		pv_sleep_ns(200000);
 	}
+}
+
+/* ---- the control ring -------------------------------------------------------- */
+
+int tf_ctrl(struct tf_vif *v, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t *data,
+	    int timeout_ms)
+{
+	struct tf_ctrl *c = &v->ctrl;
+	struct xen_netif_ctrl_request *req;
+	struct xen_netif_ctrl_response rsp;
+	uint16_t id = ++c->next_id;
+	uint64_t end = pv_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int notify;
+
+	if (!c->sring)
+		return -ENODEV;
+	req = RING_GET_REQUEST(&c->ring, c->ring.req_prod_pvt);
+	*req = (struct xen_netif_ctrl_request){ .id = id, .type = type, .data = { d0, d1, d2 } };
+	c->ring.req_prod_pvt++;
+	RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&c->ring, notify);
+	if (notify)
+		(void)pv_evtchn_notify(v->d->ec, c->port);
+	while (!RING_HAS_UNCONSUMED_RESPONSES(&c->ring)) {
+		if (pv_now_ns() >= end)
+			return -ETIMEDOUT;
+		usleep(500);
+	}
+	rmb();
+	rsp = *RING_GET_RESPONSE(&c->ring, c->ring.rsp_cons);
+	c->ring.rsp_cons++;
+	if (rsp.id != id || rsp.type != type)
+		return -EPROTO;
+	if (data)
+		*data = rsp.data;
+	return (int)rsp.status;
+}
+
+void tf_ctrl_raw_prod(struct tf_vif *v, RING_IDX prod)
+{
+	__atomic_store_n(&((xen_netif_ctrl_sring_t *)v->ctrl.sring)->req_prod, prod, __ATOMIC_RELEASE);
+	(void)pv_evtchn_notify(v->d->ec, v->ctrl.port);
 }
 
 /* ---- frames ---------------------------------------------------------------- */

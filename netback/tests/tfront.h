@@ -118,6 +118,19 @@ struct tf_vif_opts {
 	unsigned rx_post;        /* rx buffers to post per queue before Connected (0: 256) */
 	bool no_rx_post;         /* post none */
 	bool ec_per_queue;       /* one event channel handle per queue (threads) */
+	bool ctrl_ring;          /* a control ring (ctrl-ring-ref, event-channel-ctrl) */
+	grant_ref_t bad_ctrl_ref;  /* nonzero: publish this control ring ref instead */
+	bool ctrl_no_port;       /* publish ctrl-ring-ref without event-channel-ctrl */
+};
+
+struct tf_ctrl {
+	xen_netif_ctrl_front_ring_t ring;
+	void *sring;
+	grant_ref_t ref;
+	evtchn_port_t port;
+	uint8_t *data;           /* a page granted read-only, for keys and tables */
+	grant_ref_t data_ref;
+	uint16_t next_id;
 };
 
 struct tf_vif {
@@ -128,6 +141,7 @@ struct tf_vif {
 	uint8_t mac[6];
 	unsigned nq;
 	struct tf_queue q[TF_MAX_QUEUES];
+	struct tf_ctrl ctrl;     /* sring NULL: none */
 	bool connected;
 };
 
@@ -191,6 +205,13 @@ struct tf_rxinfo {
 int tf_rx_recv(struct tf_vif *v, int q, uint8_t *buf, size_t cap, struct tf_rxinfo *info, int timeout_ms);
 
 void tf_notify(struct tf_vif *v, unsigned q, bool tx);
+
+/* One control request, waited for: the response's status (>= 0) and data,
+ * -ETIMEDOUT, or -EPROTO if the response does not match the request. */
+int tf_ctrl(struct tf_vif *v, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t *data,
+	    int timeout_ms);
+/* Raw: set the control ring's req_prod to `prod` and notify. */
+void tf_ctrl_raw_prod(struct tf_vif *v, RING_IDX prod);
 
 /* ---- frames ---------------------------------------------------------------- */
 size_t tf_mk_udp4(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], size_t payload, uint8_t seed);
