@@ -88,8 +88,8 @@ int nb_ctrl_setup(struct nb_queue *q)
 		return r;
 	}
 	c->port = (evtchn_port_t)r;
-	/* Without dom0 memory (--map-grants and no pages left) the key and
-	 * table cannot be copied in: such requests answer INVALID_PARAMETER. */
+	/* Without dom0 memory (--map-grants) the key and table are read
+	 * through a mapping instead (copy_by_map). */
 	if (q->cfg.own && q->copybuf) {
 		c->page_frame = pv_page_alloc(q->cfg.own->pa, 1);
 		if (c->page_frame >= 0)
@@ -119,6 +119,26 @@ void nb_ctrl_teardown(struct nb_queue *q)
 	q->ctrl = NULL;
 }
 
+/* Without dom0 memory (--map-grants): map the page read-only, copy, unmap. */
+static int16_t copy_by_map(struct nb_queue *q, grant_ref_t ref, void *dst, size_t len)
+{
+	struct pv_gnttab_map_op op = { .domid = q->cfg.domid, .ref = ref, .flags = PV_GNTMAP_readonly };
+	int16_t st;
+
+	if (pv_gnttab_map_batch(q->gt, 1, &op) < 0)
+		return GNTST_general_error;
+	nb_stat_add(&q->st.map_batches, 1);
+	if (op.status == GNTST_okay) {
+		if (!nb_q_revoked(q))
+			memcpy(dst, op.addr, len);
+		(void)pv_gnttab_unmap_batch(q->gt, 1, &op.handle, &st);
+		nb_stat_add(&q->st.unmap_batches, 1);
+	}
+	if (op.status == GNTST_bad_domain)
+		nb_q_domain_gone(q);
+	return q->dead ? GNTST_bad_domain : op.status;
+}
+
 /* nb_hash_copy_fn: the frontend's page into ours, then into dst. */
 static int16_t copy_in(void *ctx, grant_ref_t ref, void *dst, size_t len)
 {
@@ -126,8 +146,10 @@ static int16_t copy_in(void *ctx, grant_ref_t ref, void *dst, size_t len)
 	struct nb_ctrl *c = q->ctrl;
 	struct pv_gnttab_copy_seg s = { .len = (uint16_t)len, .flags = PV_GNTCOPY_source_gref };
 
-	if (!c->page || len > PV_PAGE_SIZE || q->dead)
+	if (len > PV_PAGE_SIZE || q->dead)
 		return GNTST_general_error;
+	if (!c->page)
+		return copy_by_map(q, ref, dst, len);
 	s.source.foreign.ref = ref;
 	s.source.foreign.domid = (uint16_t)q->cfg.domid;
 	s.dest.virt = c->page;
@@ -151,6 +173,7 @@ static void apply(struct nb_queue *q, struct nb_ctrl *c)
 	char err[300];
 	int r;
 
+	nb_vif_set_hash(q->cfg.vif, &c->hash);   /* every queue's HASH extras */
 	if (c->hash.alg == XEN_NETIF_CTRL_HASH_ALGORITHM_NONE) {
 		if (c->steering && (r = nb_steer_detach(q->cfg.tap_fd)) < 0)
 			pv_warn("%s: detaching the steering program: %s", q->name, strerror(-r));

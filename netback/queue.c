@@ -408,7 +408,10 @@ static int setup(struct nb_queue *q)
 	    (r = pv_loop_add_fd(q->loop, q->cfg.tap_fd, EPOLLIN, on_tap, q)) < 0)
 		return r;
 	q->tap_watched = true;
-	nb_rx_layout(&q->cfg.caps.rx, &q->rx_layout);
+	nb_rx_layout(&q->cfg.caps.rx, false, &q->rx_layout);
+	nb_rx_layout(&q->cfg.caps.rx, true, &q->rx_layout_h);
+	q->rxl = &q->rx_layout;
+	q->rx_hash_gen = nb_vif_hash_gen(q->cfg.vif) - 1;   /* read it at the first round */
 	for (unsigned i = 0; i < PV_ARRAY_SIZE(q->unmask); i++)
 		q->unmask[i] = (struct nb_unmask){ .q = q, .which = i };
 	q->remaining_credit = q->cfg.credit_bytes;

@@ -14,6 +14,7 @@
 #include "common/loop.h"
 #include "hypervisor/evtchn.h"
 #include "hypervisor/gnttab.h"
+#include "netback/hash.h"
 #include "netback/queue.h"
 #include "netback/rxplan.h"
 #include "netback/storm.h"
@@ -104,7 +105,12 @@ struct nb_queue {
 	char tx_fatal[128];                     /* found this round, reported at the flush */
 
 	/* rx */
-	struct nb_rx_layout rx_layout;
+	struct nb_rx_layout rx_layout;          /* extras: GSO, if the frontend takes it */
+	struct nb_rx_layout rx_layout_h;        /* ... and a HASH extra */
+	const struct nb_rx_layout *rxl;         /* the one in use (rx_hashing) */
+	struct nb_hash rx_hash;                 /* the vif's hash (control ring), copied */
+	unsigned rx_hash_gen;
+	bool rx_hashing;                        /* Toeplitz with types enabled: HASH extras */
 	struct nb_rx_slotmap *rx_win;           /* [ring size], by index & mask */
 	RING_IDX rx_mapped;                     /* end of the mapped window */
 	struct pv_gnttab_map_op *rx_ops;

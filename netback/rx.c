@@ -2,8 +2,10 @@
  * Guest receive: vif TAP -> frontend rx ring (rx-copy semantics).
  *
  * Every frame is read from the TAP with one readv laid out by nb_rx_layout
- * (rxplan.h): [vnet header, page(req 0), page(req 2), ..., spill] when the
- * frontend takes GSO, since a GSO frame's extra-info slot is ring slot 1.
+ * (rxplan.h): [vnet header, page(req 0), page(req 1 + holes), ..., spill],
+ * `holes` requests kept for the extras a frame may need (GSO when the
+ * frontend takes it; HASH while the control ring's hash is in force, the
+ * hash computed here per frame, rx_hash_extra).
  * The pages are, as Linux's xenvif_rx_copy_add/flush: our own pages of dom0
  * memory (rxbuf), from which each data slot is then grant-copied into its
  * request's buffer (one copy batch per frame, done in this process, no round
@@ -263,8 +265,8 @@ static unsigned rx_usable_pages(struct nb_queue *q)
 {
 	unsigned p;
 
-	for (p = 0; p < q->rx_layout.npages; p++)
-		if (win(q, q->rx.req_cons + nb_rx_page_req(&q->rx_layout, p))->status != GNTST_okay)
+	for (p = 0; p < q->rxl->npages; p++)
+		if (win(q, q->rx.req_cons + nb_rx_page_req(q->rxl, p))->status != GNTST_okay)
 			break;
 	return p;
 }
@@ -317,6 +319,36 @@ static bool rx_copy_out(struct nb_queue *q, const struct nb_rx_plan *plan, bool 
 	return true;
 }
 
+/* The frame's HASH extra (Linux xenvif_rx_next_skb, for a frame whose hash
+ * xenvif_set_skb_hash computed), or NULL. */
+static const struct netif_extra_info *rx_hash_extra(struct nb_queue *q, const uint8_t *hdr, size_t hlen,
+						    struct netif_extra_info *ex)
+{
+	uint32_t v;
+	unsigned type;
+
+	if (!q->rx_hashing || !nb_hash_frame(&q->rx_hash, hdr, hlen, &v, &type))
+		return NULL;
+	memset(ex, 0, sizeof(*ex));
+	ex->type = XEN_NETIF_EXTRA_TYPE_HASH;
+	ex->u.hash.type = (uint8_t)type;
+	ex->u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+	for (unsigned i = 0; i < 4; i++)   /* little-endian */
+		ex->u.hash.value[i] = (uint8_t)(v >> (8 * i));
+	return ex;
+}
+
+/* Follow the vif's hash when the control ring changed it: the layout with
+ * room for a HASH extra while one is in force. */
+static void rx_hash_refresh(struct nb_queue *q)
+{
+	if (nb_vif_hash_gen(q->cfg.vif) == q->rx_hash_gen)
+		return;
+	nb_vif_get_hash(q->cfg.vif, &q->rx_hash, &q->rx_hash_gen);
+	q->rx_hashing = q->rx_hash.alg == XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ && q->rx_hash.flags;
+	q->rxl = q->rx_hashing ? &q->rx_layout_h : &q->rx_layout;
+}
+
 /* Read one frame into the window; returns 1 if a frame was delivered or
  * dropped, 0 if the TAP is empty, -1 on a fatal condition. */
 static int rx_one(struct nb_queue *q)
@@ -324,6 +356,7 @@ static int rx_one(struct nb_queue *q)
 	struct iovec iov[NB_RX_MAX_PAGES + 2];
 	struct virtio_net_hdr vh;
 	struct nb_rx_plan plan;
+	struct netif_extra_info hx;
 	uint8_t hdr[NIF_MAX_HDR_LEN];
 	unsigned usable = rx_usable_pages(q), n = 0;
 	size_t frame_len, hlen, cap;
@@ -333,7 +366,7 @@ static int rx_one(struct nb_queue *q)
 
 	iov[n++] = (struct iovec){ &vh, sizeof(vh) };
 	for (unsigned p = 0; p < usable; p++)
-		iov[n++] = (struct iovec){ page_of(q, nb_rx_page_req(&q->rx_layout, p)), PV_PAGE_SIZE };
+		iov[n++] = (struct iovec){ page_of(q, nb_rx_page_req(q->rxl, p)), PV_PAGE_SIZE };
 	iov[n++] = (struct iovec){ q->spill, NB_RX_SPILL };
 	got = readv(q->cfg.tap_fd, iov, (int)n);
 	if (got < 0) {
@@ -361,26 +394,31 @@ static int rx_one(struct nb_queue *q)
 	for (size_t done = 0, p = 0; done < hlen; p++) {
 		size_t c = hlen - done < PV_PAGE_SIZE ? hlen - done : PV_PAGE_SIZE;
 
-		memcpy(hdr + done, page_of(q, nb_rx_page_req(&q->rx_layout, (unsigned)p)), c);
+		memcpy(hdr + done, page_of(q, nb_rx_page_req(q->rxl, (unsigned)p)), c);
 		done += c;
 	}
 	if (hlen >= 6 && !nb_vif_mcast_pass(q->cfg.vif, hdr)) {
 		nb_stat_add(&q->st.to_guest.dropped, 1);
 		return 1;
 	}
-	r = nb_rx_plan(&q->cfg.caps.rx, &q->rx_layout, &vh, hdr, hlen, frame_len, &plan);
-	if (r == 0 && plan.shift && win(q, q->rx.req_cons + 1)->status != GNTST_okay)
-		r = -EFAULT;
+	r = nb_rx_plan(&q->cfg.caps.rx, q->rxl, &vh, hdr, hlen, frame_len, rx_hash_extra(q, hdr, hlen, &hx),
+		       &plan);
+	/* Data moved down lands in requests the layout kept for extras. */
+	for (unsigned i = 1; r == 0 && plan.shift && i < plan.nslots; i++)
+		if (plan.slot[i].kind == NB_RX_DATA && win(q, q->rx.req_cons + i)->status != GNTST_okay)
+			r = -EFAULT;
 	if (r < 0) {
 		nb_stat_add(&q->st.to_guest.dropped, 1);
 		pv_log_rl(&q->rl, PV_LOG_DEBUG, "%s: frame dropped: %s", q->name, strerror(-r));
 		return 1;
 	}
 	if (plan.shift) {
-		/* Non-GSO frame on a GSO layout (jumbo MTU): pages sat in
-		 * requests 0, 2, 3...; move them to 0, 1, 2... */
+		/* Fewer extras than the layout kept room for (a jumbo non-GSO
+		 * frame; a frame the hash does not apply to): pages 1.. sat in
+		 * requests 1 + holes...; move them to 1 + extras... */
 		for (unsigned p = 1; p < plan.npages; p++)
-			memcpy(page_of(q, p), page_of(q, p + 1), plan.slot[p].len);
+			memcpy(page_of(q, p + plan.extras), page_of(q, p + q->rxl->holes),
+			       plan.slot[p + plan.extras].len);
 	}
 	if (plan.sw_csum) {
 		struct iovec civ[NB_RX_MAX_PAGES];
@@ -389,7 +427,7 @@ static int rx_one(struct nb_queue *q)
 		for (unsigned p = 0; p < plan.npages; p++) {
 			size_t c = left < PV_PAGE_SIZE ? left : PV_PAGE_SIZE;
 
-			civ[p] = (struct iovec){ page_of(q, plan.shift ? p : nb_rx_page_req(&q->rx_layout, p)), c };
+			civ[p] = (struct iovec){ page_of(q, p ? p + plan.extras : 0), c };
 			left -= c;
 		}
 		if (nif_csum_complete_iov(civ, (int)plan.npages, plan.csum_start, plan.csum_offset) < 0) {
@@ -418,8 +456,11 @@ static int rx_one(struct nb_queue *q)
 bool nb_rx_round(struct nb_queue *q)
 {
 	RING_IDX start = q->rx.req_cons, prod;
-	unsigned need = q->rx_layout.nreqs, frames = 0;
+	unsigned need, frames = 0;
 	bool more = false;
+
+	rx_hash_refresh(q);
+	need = q->rxl->nreqs;
 
 	if (!rx_load_prod(q, &prod))
 		return false;

@@ -13,13 +13,14 @@
 
 static unsigned div_round_up(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
-void nb_rx_layout(const struct nb_rx_caps *c, struct nb_rx_layout *l)
+void nb_rx_layout(const struct nb_rx_caps *c, bool hash, struct nb_rx_layout *l)
 {
 	memset(l, 0, sizeof(*l));
+	l->holes = hash ? 1 : 0;
 	if (!c->sg) {
 		l->npages = 1;
 	} else if (c->gso_tcpv4 || c->gso_tcpv6) {
-		l->gso_hole = true;
+		l->holes++;
 		l->npages = NB_RX_MAX_PAGES;
 	} else {
 		l->npages = div_round_up(c->max_frame, PV_PAGE_SIZE);
@@ -28,7 +29,7 @@ void nb_rx_layout(const struct nb_rx_caps *c, struct nb_rx_layout *l)
 		if (l->npages > NB_RX_MAX_PAGES)
 			l->npages = NB_RX_MAX_PAGES;
 	}
-	l->nreqs = l->npages + (l->gso_hole ? 1 : 0);
+	l->nreqs = l->npages + l->holes;
 }
 
 /* May the partial checksum travel as csum_blank? Only where netfront's
@@ -47,7 +48,7 @@ static bool csum_blank_ok(const struct nb_rx_caps *c, const struct virtio_net_hd
 
 int nb_rx_plan(const struct nb_rx_caps *c, const struct nb_rx_layout *l,
 	       const struct virtio_net_hdr *vh, const uint8_t *hdrs, size_t hlen,
-	       size_t frame_len, struct nb_rx_plan *p)
+	       size_t frame_len, const struct netif_extra_info *hash, struct nb_rx_plan *p)
 {
 	bool gso;
 	unsigned s = 0;
@@ -81,7 +82,15 @@ int nb_rx_plan(const struct nb_rx_caps *c, const struct nb_rx_layout *l,
 			p->off.data_validated = false;
 		}
 	}
-	p->shift = !gso && l->gso_hole && p->npages > 1;
+	p->extras = gso ? 1 : 0;
+	if (hash && p->extras < l->holes) {
+		p->has_hash = true;
+		p->hash = *hash;
+		p->extras++;
+	}
+	if (p->extras > l->holes)
+		return -EMSGSIZE;   /* a GSO frame on a layout without room: never */
+	p->shift = p->npages > 1 ? l->holes - p->extras : 0;
 
 	for (unsigned page = 0; page < p->npages; page++) {
 		struct nb_rx_slot *d = &p->slot[s++];
@@ -93,8 +102,12 @@ int nb_rx_plan(const struct nb_rx_caps *c, const struct nb_rx_layout *l,
 			d->flags |= NETRXF_more_data;
 		if (page == 0) {
 			d->flags |= nif_offload_rxflags(&p->off);
+			if (p->has_hash)
+				d->flags |= NETRXF_extra_info;
 			if (gso)
 				p->slot[s++] = (struct nb_rx_slot){ .kind = NB_RX_EXTRA };
+			if (p->has_hash)
+				p->slot[s++] = (struct nb_rx_slot){ .kind = NB_RX_EXTRA_HASH };
 		}
 	}
 	p->nslots = s;
@@ -110,7 +123,13 @@ void nb_rx_fill_response(const struct nb_rx_plan *p, unsigned i, uint16_t id,
 		struct netif_extra_info ex;
 
 		nif_gso_extra_fill(&p->off, &ex);
+		if (p->has_hash)   /* the HASH extra follows (Linux: GSO first) */
+			ex.flags |= XEN_NETIF_EXTRA_FLAG_MORE;
 		memcpy(rsp, &ex, sizeof(ex));
+		return;
+	}
+	if (p->slot[i].kind == NB_RX_EXTRA_HASH) {
+		memcpy(rsp, &p->hash, sizeof(p->hash));
 		return;
 	}
 	rsp->id = id;

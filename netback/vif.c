@@ -44,7 +44,10 @@ struct nb_vif {
 	_Atomic unsigned stalled_queues;
 	_Atomic bool mcast_control;
 
-	pthread_mutex_t lock;  /* reason, mcast list, carrier decisions */
+	_Atomic unsigned hash_gen;
+	struct nb_hash hash;   /* under lock */
+
+	pthread_mutex_t lock;  /* reason, mcast list, carrier decisions, hash */
 	char reason[192];
 	uint8_t mcast[NB_MCAST_MAX][6];
 	unsigned nmcast;
@@ -254,6 +257,8 @@ int nb_vif_connect(struct nb_vif *vif, unsigned nqueues, struct nb_queue_cfg *cf
 	pthread_mutex_lock(&vif->lock);
 	vif->reason[0] = '\0';
 	vif->nmcast = 0;
+	nb_hash_init(&vif->hash, nqueues);
+	atomic_fetch_add(&vif->hash_gen, 1);
 	pthread_mutex_unlock(&vif->lock);
 	memset(vif->last, 0, sizeof(vif->last));
 	vif->last_nqueues = 0;
@@ -421,6 +426,24 @@ bool nb_vif_mcast_pass(struct nb_vif *vif, const uint8_t dest[6])
 		pass = memcmp(vif->mcast[i], dest, 6) == 0;
 	pthread_mutex_unlock(&vif->lock);
 	return pass;
+}
+
+void nb_vif_set_hash(struct nb_vif *vif, const struct nb_hash *h)
+{
+	pthread_mutex_lock(&vif->lock);
+	vif->hash = *h;
+	atomic_fetch_add(&vif->hash_gen, 1);
+	pthread_mutex_unlock(&vif->lock);
+}
+
+unsigned nb_vif_hash_gen(struct nb_vif *vif) { return atomic_load_explicit(&vif->hash_gen, memory_order_acquire); }
+
+void nb_vif_get_hash(struct nb_vif *vif, struct nb_hash *out, unsigned *gen)
+{
+	pthread_mutex_lock(&vif->lock);
+	*out = vif->hash;
+	*gen = atomic_load(&vif->hash_gen);
+	pthread_mutex_unlock(&vif->lock);
 }
 
 const char *nb_vif_name(const struct nb_vif *vif) { return vif->name; }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <net/if.h>
 
+#include "netback/hash.h"
 #include "netback/keys.h"
 #include "netback/queue.h"
 
@@ -71,6 +72,14 @@ void nb_vif_mcast_del(struct nb_vif *vif, const uint8_t addr[6]);
 void nb_vif_set_mcast_control(struct nb_vif *vif, bool on);
 /* May a frame to `dest` go to the frontend? */
 bool nb_vif_mcast_pass(struct nb_vif *vif, const uint8_t dest[6]);
+
+/* The control ring's hash, as every queue's receive side uses it (a HASH
+ * extra with each frame it applies to): set by the thread serving the
+ * control ring, reset to NONE at connect; a queue thread polls the
+ * generation (one atomic load per round) and copies the state when it moved. */
+void nb_vif_set_hash(struct nb_vif *vif, const struct nb_hash *h);
+unsigned nb_vif_hash_gen(struct nb_vif *vif);
+void nb_vif_get_hash(struct nb_vif *vif, struct nb_hash *out, unsigned *gen);
 
 const char *nb_vif_name(const struct nb_vif *vif);
 uint32_t nb_vif_domid(const struct nb_vif *vif);

@@ -1071,7 +1071,7 @@ static const uint8_t ms_key[NB_HASH_KEY_SIZE] = {
  * destination 80 + flow); for each the queue it arrived on goes in got[].
  * false if one did not arrive. */
 static bool send_flows(struct tf_env *e, struct tf_vif *v, unsigned n, uint8_t frames[][128],
-		       size_t *lens, int *got)
+		       size_t *lens, int *got, struct tf_rxinfo *infos)
 {
 	static uint8_t g[70000];
 
@@ -1095,8 +1095,10 @@ static bool send_flows(struct tf_env *e, struct tf_vif *v, unsigned n, uint8_t f
 
 			if (q < 0)
 				return false;
-			if (info.len == len && memcmp(g, f, len) == 0)
+			if (info.len == len && memcmp(g, f, len) == 0) {
 				got[i] = q;
+				infos[i] = info;
+			}
 		}
 		if (got[i] < 0)
 			return false;
@@ -1105,23 +1107,35 @@ static bool send_flows(struct tf_env *e, struct tf_vif *v, unsigned n, uint8_t f
 }
 
 /* Every flow arrived on the queue the frontend's own hash and table say
- * (h: what it configured). */
+ * (h: what it configured), with the HASH extra that hash gives, or none. */
 static bool flows_follow(struct tf_env *e, struct tf_vif *v, const struct nb_hash *h, unsigned *distinct)
 {
 	uint8_t frames[16][128];
+	struct tf_rxinfo infos[16];
 	size_t lens[16];
 	int got[16];
 	unsigned seen = 0;
 	bool ok = true;
 
-	if (!send_flows(e, v, 16, frames, lens, got))
+	if (!send_flows(e, v, 16, frames, lens, got, infos))
 		return false;
 	for (unsigned i = 0; i < 16; i++) {
 		uint32_t hash = 0;
 		unsigned type, want;
 
-		if (!nb_hash_frame(h, frames[i], lens[i], &hash, &type))
+		if (!nb_hash_frame(h, frames[i], lens[i], &hash, &type)) {
 			hash = 0;
+			if (infos[i].has_hash) {
+				printf("# flow %u: a HASH extra where no hash applies\n", i);
+				ok = false;
+			}
+		} else if (!infos[i].has_hash || infos[i].hash.u.hash.type != type ||
+			   infos[i].hash.u.hash.algorithm != XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ ||
+			   memcmp(infos[i].hash.u.hash.value, (uint8_t[4]){ (uint8_t)hash, (uint8_t)(hash >> 8),
+					  (uint8_t)(hash >> 16), (uint8_t)(hash >> 24) }, 4) != 0) {
+			printf("# flow %u: HASH extra missing or wrong (want %#x type %u)\n", i, hash, type);
+			ok = false;
+		}
 		want = nb_hash_queue(h, hash);
 		if (h->alg != XEN_NETIF_CTRL_HASH_ALGORITHM_NONE && (unsigned)got[i] != want) {
 			printf("# flow %u: queue %d, want %u (hash %#x)\n", i, got[i], want, hash);
@@ -1131,6 +1145,52 @@ static bool flows_follow(struct tf_env *e, struct tf_vif *v, const struct nb_has
 	}
 	*distinct = (unsigned)__builtin_popcount(seen);
 	return ok;
+}
+
+/* A GSO frame from the host while a hash is in force: data, the GSO extra
+ * (flag MORE), the HASH extra, data; whole. */
+static void gso_with_hash(struct tf_env *e, struct tf_vif *v, const struct nb_hash *h)
+{
+	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+				     .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+	static uint8_t f[16384], g[70000];
+	struct tf_rxinfo info;
+	size_t len = tf_mk_tcp4(f, v->mac, host_mac, 6 * 1448, 21);
+	uint32_t hash = 0;
+	unsigned type = 0;
+
+	tf_l4_csum(f, len, true);
+	CHECK(nb_hash_frame(h, f, len, &hash, &type), "the GSO frame hashes");
+	CHECK(tf_host_send(e, &vh, f, len) == 0, "host sends a GSO frame");
+	for (uint64_t end = pv_now_ns() + 3000000000ull; pv_now_ns() < end;)
+		if (recv_to(v, v->mac, g, sizeof(g), &info, 3000) < 0 || (info.len == len && memcmp(f, g, len) == 0))
+			break;
+	CHECK(info.len == len && memcmp(f, g, len) == 0, "guest receives it whole (%zu bytes, %u slots)", info.len,
+	      info.nslots);
+	CHECK(info.has_gso && (info.gso.flags & XEN_NETIF_EXTRA_FLAG_MORE) && info.has_hash &&
+	      info.hash.u.hash.type == type && info.hash.u.hash.value[0] == (uint8_t)hash,
+	      "GSO extra (more) then HASH extra %#x", hash);
+	CHECK(info.nslots == (h->flags & XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP ? 5u : 4u), "%u slots", info.nslots);
+}
+
+/* The same while only IPv6 is hashed: no HASH extra, the pages moved into
+ * the slot the layout kept for it. */
+static void gso_without_hash(struct tf_env *e, struct tf_vif *v)
+{
+	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+				     .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+	static uint8_t f[16384], g[70000];
+	struct tf_rxinfo info = { 0 };
+	size_t len = tf_mk_tcp4(f, v->mac, host_mac, 6 * 1448, 22);
+
+	tf_l4_csum(f, len, true);
+	CHECK(tf_host_send(e, &vh, f, len) == 0, "host sends a GSO frame");
+	for (uint64_t end = pv_now_ns() + 3000000000ull; pv_now_ns() < end;)
+		if (recv_to(v, v->mac, g, sizeof(g), &info, 3000) < 0 || (info.len == len && memcmp(f, g, len) == 0))
+			break;
+	CHECK(info.len == len && memcmp(f, g, len) == 0, "no type applies: whole (%zu bytes)", info.len);
+	CHECK(info.has_gso && !(info.gso.flags & XEN_NETIF_EXTRA_FLAG_MORE) && !info.has_hash && info.nslots == 4,
+	      "GSO extra only, 4 slots (%u)", info.nslots);
 }
 
 #define CTRL(v, type, d0, d1, d2, data) tf_ctrl(v, XEN_NETIF_CTRL_TYPE_##type, d0, d1, d2, data, 3000)
@@ -1172,8 +1232,12 @@ static void case_ctrl_ring(struct tf_env *e)
 	memcpy(v.ctrl.data, ms_key, sizeof(ms_key));
 	memcpy(h.key, ms_key, sizeof(ms_key));
 	CHECK(CTRL(&v, SET_HASH_KEY, v.ctrl.data_ref, NB_HASH_KEY_SIZE, 0, NULL) == 0, "key set");
-	/* No table yet: hash % 4. */
-	CHECK(flows_follow(e, &v, &h, &distinct), "16 flows on the queues hash %% 4 gives");
+	/* No table yet: hash % 4; every frame with its HASH extra. */
+	CHECK(flows_follow(e, &v, &h, &distinct), "16 flows on the queues hash %% 4 gives, HASH extras right");
+	gso_with_hash(e, &v, &h);
+	CHECK(CTRL(&v, SET_HASH_FLAGS, XEN_NETIF_CTRL_HASH_TYPE_IPV6, 0, 0, NULL) == 0, "only IPv6 hashed");
+	gso_without_hash(e, &v);
+	CHECK(CTRL(&v, SET_HASH_FLAGS, h.flags, 0, 0, NULL) == 0, "IPv4 and IPv4+TCP again");
 	CHECK(CTRL(&v, GET_HASH_MAPPING_SIZE, 0, 0, 0, &data) == 0 && data == NB_HASH_MAPPING_MAX,
 	      "table size up to %u", data);
 	h.size = 8;
@@ -1686,6 +1750,8 @@ static const struct tcase cases[] = {
 	{ "raw-wake-storm", case_raw_wake_storm, NULL, 0 },
 	{ "disabled-then-reconnect", case_disabled_then_reconnect, NULL, 0 },
 	{ "ctrl-ring", case_ctrl_ring, "--max-queues 4", 0 },
+	{ "map-ctrl-ring", case_ctrl_ring, "--max-queues 4 --map-grants", 0 },
+	{ "hv-copies-ctrl-ring", case_ctrl_ring, "--max-queues 4 --hypervisor-copies", 0 },
 	{ "ctrl-ring-reconnect", case_ctrl_reconnect, "--max-queues 4", 0 },
 	{ "ctrl-bad-prod", case_ctrl_bad_prod, NULL, 0 },
 	{ "ctrl-storm", case_ctrl_storm, NULL, 0 },

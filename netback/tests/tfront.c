@@ -931,6 +931,9 @@ static bool rx_one(struct tf_vif *v, unsigned q, uint8_t *buf, size_t cap, struc
 			if (ex.type == XEN_NETIF_EXTRA_TYPE_GSO) {
 				info->has_gso = true;
 				info->gso = ex;
+			} else if (ex.type == XEN_NETIF_EXTRA_TYPE_HASH) {
+				info->has_hash = true;
+				info->hash = ex;
 			}
 			extra = ex.flags & XEN_NETIF_EXTRA_FLAG_MORE;
 		}

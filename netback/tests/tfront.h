@@ -198,6 +198,8 @@ struct tf_rxinfo {
 	uint16_t flags;        /* of the first response */
 	bool has_gso;
 	struct netif_extra_info gso;
+	bool has_hash;                 /* a HASH extra came (control ring) */
+	struct netif_extra_info hash;
 	int16_t error;         /* first negative status, 0 if none */
 };
 /* Receive one packet on queue q (q < 0: any queue); reposts the buffers.
