@@ -80,7 +80,7 @@ int nb_ctrl_setup(struct nb_queue *q)
 	}
 	q->ctrl = c;
 	c->page_frame = -1;
-	c->steer = (struct nb_steer){ -1, -1 };
+	c->steer = (struct nb_steer){ -1, -1, -1, 0 };
 	nb_hash_init(&c->hash, q->cfg.nqueues);
 	if ((r = map_ring(q, c)) < 0 ||
 	    (r = pv_evtchn_bind_interdomain(q->ec, q->cfg.domid, q->cfg.ctrl_evtchn)) < 0) {
@@ -136,7 +136,9 @@ static int16_t copy_by_map(struct nb_queue *q, grant_ref_t ref, void *dst, size_
 	}
 	if (op.status == GNTST_bad_domain)
 		nb_q_domain_gone(q);
-	return q->dead ? GNTST_bad_domain : op.status;
+	/* The unmap may have applied a revocation: look before the caller
+	 * writes its response into the ring. */
+	return nb_q_revoked(q) ? GNTST_bad_domain : op.status;
 }
 
 /* nb_hash_copy_fn: the frontend's page into ours, then into dst. */
@@ -181,9 +183,10 @@ static void apply(struct nb_queue *q, struct nb_ctrl *c)
 		pv_debug("%s: hash none", nb_vif_name(q->cfg.vif));
 		return;
 	}
+	if (c->steer_broken)
+		return;   /* loaded once and refused: not the verifier on every change */
 	if (c->steer.prog_fd < 0 && (r = nb_steer_open(&c->steer, err, sizeof(err))) < 0) {
-		if (!c->steer_broken)
-			pv_warn("%s: the control ring's hash cannot steer the TAP: %s", q->name, err);
+		pv_warn("%s: the control ring's hash cannot steer the TAP: %s", q->name, err);
 		c->steer_broken = true;
 		return;
 	}

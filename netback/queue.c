@@ -80,7 +80,7 @@ static void go_idle(struct nb_queue *q)
 	if (q->idle)
 		return;
 	q->idle = true;
-	q->tx_kick = q->rx_kick = false;
+	q->tx_kick = q->rx_kick = q->ctrl_kick = false;
 	nb_q_tap_watch(q, false);
 	/* Attached, the ports go back to the handle's own set, which nobody
 	 * watches (events on them cost us nothing now), then the watch goes;
@@ -325,14 +325,18 @@ static int map_rings(struct nb_queue *q)
 	rsp_prod = __atomic_load_n(&txs->rsp_prod, __ATOMIC_ACQUIRE);
 	req_prod = __atomic_load_n(&txs->req_prod, __ATOMIC_ACQUIRE);
 	BACK_RING_ATTACH(&q->tx, txs, rsp_prod, PV_PAGE_SIZE);
-	if (req_prod - rsp_prod > RING_SIZE(&q->tx))
+	if (req_prod - rsp_prod > RING_SIZE(&q->tx)) {
+		pv_warn("%s: tx ring: req_prod %u rsp_prod %u", q->name, req_prod, rsp_prod);
 		return -EIO;
+	}
 	rxs = ops[1].addr;
 	rsp_prod = __atomic_load_n(&rxs->rsp_prod, __ATOMIC_ACQUIRE);
 	req_prod = __atomic_load_n(&rxs->req_prod, __ATOMIC_ACQUIRE);
 	BACK_RING_ATTACH(&q->rx, rxs, rsp_prod, PV_PAGE_SIZE);
-	if (req_prod - rsp_prod > RING_SIZE(&q->rx))
+	if (req_prod - rsp_prod > RING_SIZE(&q->rx)) {
+		pv_warn("%s: rx ring: req_prod %u rsp_prod %u", q->name, req_prod, rsp_prod);
 		return -EIO;
+	}
 	q->rx_mapped = q->rx.req_cons;
 	q->rx_seen_prod = req_prod;
 	return 0;
@@ -525,8 +529,12 @@ static void run(struct nb_queue *q)
 			q->tx_kick = nb_tx_round(q);
 		if (q->rx_kick && active(q))
 			q->rx_kick = nb_rx_round(q);
-		if (q->ctrl_kick && active(q))
-			(void)nb_ctrl_event(q);
+		if (q->ctrl_kick) {
+			if (active(q))
+				(void)nb_ctrl_event(q);
+			else
+				q->ctrl_kick = false;   /* never spin on a disabled vif */
+		}
 		if (!q->dead)
 			nb_q_flush(q);
 		if (!q->tx_kick && q->tx_unmask_pending && active(q)) {

@@ -67,6 +67,18 @@ static void jmp(struct as *a, uint8_t op, uint8_t dst, int32_t imm, int label)
 	emit(a, BPF_JMP | op | BPF_K, dst, 0, 0, imm);
 }
 
+/* The same comparing two registers. */
+static void jmp_reg(struct as *a, uint8_t op, uint8_t dst, uint8_t src, int label)
+{
+	if (a->nfix == sizeof(a->fix) / sizeof(a->fix[0])) {
+		a->overflow = true;
+		return;
+	}
+	a->fix[a->nfix].at = a->n;
+	a->fix[a->nfix++].label = label;
+	emit(a, BPF_JMP | op | BPF_X, dst, src, 0, 0);
+}
+
 static void place(struct as *a, int label) { a->label[label] = (int)a->n; }
 
 static void alu(struct as *a, uint8_t op, uint8_t dst, int32_t imm)
@@ -82,6 +94,15 @@ static void mov_reg(struct as *a, uint8_t dst, uint8_t src)
 static void ldx_w(struct as *a, uint8_t dst, uint8_t src, int16_t off)
 {
 	emit(a, BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0);
+}
+
+/* Jump to `label` if the frame is shorter than `min` bytes (r1 = its length;
+ * LD_ABS reads past the end would end the program with queue 0 instead of
+ * the hash-0 choice nb_hash_frame makes). */
+static void if_shorter(struct as *a, int32_t min, int label)
+{
+	ldx_w(a, BPF_REG_1, BPF_REG_6, (int16_t)offsetof(struct __sk_buff, len));
+	jmp(a, BPF_JLT, BPF_REG_1, min, label);
 }
 
 /* r0 = the frame's byte at `off` (+ r9 when ind); unsigned, in host order. */
@@ -116,20 +137,32 @@ static void unless_type(struct as *a, uint32_t type, int label)
 	jmp(a, BPF_JEQ, BPF_REG_1, 0, label);
 }
 
-static void assemble(struct as *a, int map_fd)
+/* r0 = the element of `map_fd` whose key is at r10 + key_off, or NOVAL. */
+static void lookup(struct as *a, int map_fd, int16_t key_off)
 {
-	/* r7 = the map's one value (key 0). */
-	mov_reg(a, BPF_REG_6, BPF_REG_1);
-	alu(a, BPF_MOV, BPF_REG_8, 0);
-	emit(a, BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0);
 	mov_reg(a, BPF_REG_2, BPF_REG_10);
-	alu(a, BPF_ADD, BPF_REG_2, -4);
+	alu(a, BPF_ADD, BPF_REG_2, key_off);
 	emit(a, BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map_fd);
 	emit(a, 0, 0, 0, 0, 0);
 	emit(a, BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem);
 	jmp(a, BPF_JEQ, BPF_REG_0, 0, L_NOVAL);
+}
+
+static void assemble(struct as *a, int map_fd, int sel_fd)
+{
+	/* r7 = the value in force: slot *sel of the two (the other one is
+	 * rewritten, then sel flipped: a frame never sees half a table). */
+	mov_reg(a, BPF_REG_6, BPF_REG_1);
+	alu(a, BPF_MOV, BPF_REG_8, 0);
+	emit(a, BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0);
+	lookup(a, sel_fd, -4);
+	ldx_w(a, BPF_REG_1, BPF_REG_0, 0);
+	alu(a, BPF_AND, BPF_REG_1, 1);
+	emit(a, BPF_STX | BPF_MEM | BPF_W, BPF_REG_10, BPF_REG_1, -8, 0);
+	lookup(a, map_fd, -8);
 	mov_reg(a, BPF_REG_7, BPF_REG_0);
 
+	if_shorter(a, 14, L_SELECT);
 	emit(a, BPF_LD | BPF_ABS | BPF_H, 0, 0, 0, 12);
 	jmp(a, BPF_JEQ, BPF_REG_0, 0x0800, L_V4);
 	jmp(a, BPF_JEQ, BPF_REG_0, 0x86DD, L_V6);
@@ -137,6 +170,7 @@ static void assemble(struct as *a, int map_fd)
 
 	/* IPv4: version 4, header length >= 20 (r9 = its bytes). */
 	place(a, L_V4);
+	if_shorter(a, 14 + 20, L_SELECT);
 	ld_byte(a, 14, false);
 	mov_reg(a, BPF_REG_9, BPF_REG_0);
 	alu(a, BPF_RSH, BPF_REG_9, 4);
@@ -151,6 +185,11 @@ static void assemble(struct as *a, int map_fd)
 	emit(a, BPF_LD | BPF_ABS | BPF_H, 0, 0, 0, 20);
 	alu(a, BPF_AND, BPF_REG_0, 0x3fff);
 	jmp(a, BPF_JNE, BPF_REG_0, 0, L_V4L3);
+	/* The ports present: header + 18 <= length. */
+	ldx_w(a, BPF_REG_2, BPF_REG_6, (int16_t)offsetof(struct __sk_buff, len));
+	mov_reg(a, BPF_REG_1, BPF_REG_9);
+	alu(a, BPF_ADD, BPF_REG_1, 14 + 4);
+	jmp_reg(a, BPF_JGT, BPF_REG_1, BPF_REG_2, L_V4L3);
 	hash_bytes(a, 0, 26, 8, false);
 	hash_bytes(a, 8, 14, 4, true);
 	jmp(a, BPF_JA, 0, 0, L_SELECT);
@@ -161,12 +200,14 @@ static void assemble(struct as *a, int map_fd)
 
 	/* IPv6: version 6; TCP only as the next header. */
 	place(a, L_V6);
+	if_shorter(a, 14 + 40, L_SELECT);
 	ld_byte(a, 14, false);
 	alu(a, BPF_RSH, BPF_REG_0, 4);
 	jmp(a, BPF_JNE, BPF_REG_0, 6, L_SELECT);
 	unless_type(a, XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP, L_V6L3);
 	ld_byte(a, 20, false);
 	jmp(a, BPF_JNE, BPF_REG_0, 6, L_V6L3);
+	if_shorter(a, 14 + 44, L_V6L3);
 	hash_bytes(a, 0, 22, 36, false);
 	jmp(a, BPF_JA, 0, 0, L_SELECT);
 	place(a, L_V6L3);
@@ -249,30 +290,51 @@ static int load(struct as *a, char *err, size_t errlen)
 	return r;
 }
 
+static int make_map(uint32_t value_size, uint32_t entries)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_ARRAY;
+	attr.key_size = sizeof(uint32_t);
+	attr.value_size = value_size;
+	attr.max_entries = entries;
+	return sys_bpf(BPF_MAP_CREATE, &attr);
+}
+
+static int map_put(int fd, uint32_t key, const void *value)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = (uint32_t)fd;
+	attr.key = (uint64_t)(uintptr_t)&key;
+	attr.value = (uint64_t)(uintptr_t)value;
+	attr.flags = BPF_ANY;
+	return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+}
+
 int nb_steer_open(struct nb_steer *s, char *err, size_t errlen)
 {
 	struct as *a = calloc(1, sizeof(*a));
-	union bpf_attr attr;
 	int r;
 
-	s->prog_fd = s->map_fd = -1;
+	s->prog_fd = s->map_fd = s->sel_fd = -1;
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	memset(&attr, 0, sizeof(attr));
-	attr.map_type = BPF_MAP_TYPE_ARRAY;
-	attr.key_size = sizeof(uint32_t);
-	attr.value_size = sizeof(struct steer_val);
-	attr.max_entries = 1;
-	s->map_fd = sys_bpf(BPF_MAP_CREATE, &attr);
-	if (s->map_fd < 0) {
+	s->map_fd = make_map(sizeof(struct steer_val), 2);
+	s->sel_fd = s->map_fd < 0 ? -1 : make_map(sizeof(uint32_t), 1);
+	if (s->map_fd < 0 || s->sel_fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot create the steering map: %s", strerror(errno));
+		snprintf(err, errlen, "cannot create the steering maps: %s", strerror(errno));
 		free(a);
+		nb_steer_close(s);
 		return r;
 	}
-	assemble(a, s->map_fd);
+	s->cur = 0;
+	assemble(a, s->map_fd, s->sel_fd);
 	if (a->overflow) {
 		snprintf(err, errlen, "the steering program does not fit %u instructions", MAX_INSNS);
 		r = -E2BIG;
@@ -291,8 +353,7 @@ int nb_steer_open(struct nb_steer *s, char *err, size_t errlen)
 int nb_steer_update(struct nb_steer *s, const struct nb_hash *h)
 {
 	struct steer_val *v = calloc(1, sizeof(*v));
-	union bpf_attr attr;
-	uint32_t key = 0;
+	uint32_t next = s->cur ^ 1u;
 	int r;
 
 	if (!v)
@@ -302,12 +363,12 @@ int nb_steer_update(struct nb_steer *s, const struct nb_hash *h)
 	v->nqueues = h->nqueues;
 	memcpy(v->mapping, h->mapping, sizeof(v->mapping));
 	nb_hash_table(h->key, v->table);
-	memset(&attr, 0, sizeof(attr));
-	attr.map_fd = (uint32_t)s->map_fd;
-	attr.key = (uint64_t)(uintptr_t)&key;
-	attr.value = (uint64_t)(uintptr_t)v;
-	attr.flags = BPF_ANY;
-	r = sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+	/* The slot not in force, then the switch (one 4-byte word). */
+	r = map_put(s->map_fd, next, v);
+	if (r == 0)
+		r = map_put(s->sel_fd, 0, &next);
+	if (r == 0)
+		s->cur = next;
 	free(v);
 	return r;
 }
@@ -332,5 +393,7 @@ void nb_steer_close(struct nb_steer *s)
 		close(s->prog_fd);
 	if (s->map_fd >= 0)
 		close(s->map_fd);
-	s->prog_fd = s->map_fd = -1;
+	if (s->sel_fd >= 0)
+		close(s->sel_fd);
+	s->prog_fd = s->map_fd = s->sel_fd = -1;
 }

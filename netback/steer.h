@@ -8,12 +8,14 @@
  * without a table; hash 0 for a frame without an enabled type). The TAP
  * picks the queue in the kernel, before netback reads anything, so the
  * choice is made there: nb_steer_open() loads a socket-filter program and
- * its map (one element: the enabled types, the table, the queue count and
- * the key expanded into per-byte lookup tables, nb_hash_table), written by
- * nb_steer_update(). The program parses as nb_hash_frame() does (Ethernet,
- * IPv4 with options, IPv6 without extension headers, TCP ports unless a
- * fragment) and returns the queue; a frame too short for what it reads goes
- * to queue 0. nb_steer_attach()/nb_steer_detach() set and clear the
+ * its maps: two slots, each the enabled types, the table, the queue count
+ * and the key expanded into per-byte lookup tables (nb_hash_table), and a
+ * selector; nb_steer_update() writes the slot not in force and then flips
+ * the selector, so that no frame sees half an update (Linux's
+ * mapping_sel). The program parses as nb_hash_frame() does (Ethernet, IPv4
+ * with options, IPv6 without extension headers, TCP ports unless a fragment
+ * or cut short; a frame too short for an enabled type has hash 0) and
+ * returns the queue. nb_steer_attach()/nb_steer_detach() set and clear the
  * program of the TAP device (any of its queue fds); detached, the TAP
  * chooses by flow as before (algorithm NONE).
  * Thread: one owner at a time (the vif's control-ring queue thread).
@@ -29,7 +31,8 @@
 #include "netback/hash.h"
 
 struct nb_steer {
-	int prog_fd, map_fd;   /* -1 when closed */
+	int prog_fd, map_fd, sel_fd;   /* -1 when closed */
+	unsigned cur;                  /* the map slot in force (sel) */
 };
 
 int nb_steer_open(struct nb_steer *s, char *err, size_t errlen);
