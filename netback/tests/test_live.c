@@ -1352,6 +1352,50 @@ static void case_ctrl_bad_prod(struct tf_env *e)
 	expect_disabled(e, &p.a, &p.b, "ctrl: Impossible number of requests");
 }
 
+/* CPU ticks (user + system) the netback daemon has used so far. */
+static unsigned long long nb_ticks(struct tf_env *e)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)e->nbd);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		(void)sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+	fclose(f);
+	return ut + st;
+}
+
+/* More control requests than one turn answers, and a fatal error on the
+ * data ring at the same time: the vif is disabled and its thread sleeps
+ * (it must not keep turning for the requests left). */
+static void case_ctrl_flood_fatal(struct tf_env *e)
+{
+	struct tf_vif_opts o = linux_fe;
+	struct tf_queue *q;
+	struct pair p;
+	unsigned long long t0, t1;
+
+	o.ctrl_ring = true;
+	if (!setup_vif(e, &p.b, NULL) || !setup_vif(e, &p.a, &o)) {
+		CHECK(0, "connect two vifs");
+		return;
+	}
+	tf_ctrl_push(&p.a, XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 100);
+	q = &p.a.q[0];
+	q->tx.sring->req_prod = q->tx.sring->rsp_prod + PV_NET_TX_RING_SIZE + 44;
+	(void)pv_evtchn_notify(p.a.d->ec, p.a.ctrl.port);
+	tf_notify(&p.a, 0, true);
+	expect_disabled(e, &p.a, &p.b, "Impossible number of requests");
+	t0 = nb_ticks(e);
+	pv_sleep_ns(1000000000ull);
+	t1 = nb_ticks(e);
+	CHECK(t1 - t0 < 15, "netback idle afterwards (%llu ticks in 1 s)", t1 - t0);
+}
+
 /* Notifications on the control port without requests: an event storm. */
 static void case_ctrl_storm(struct tf_env *e)
 {
@@ -1755,6 +1799,7 @@ static const struct tcase cases[] = {
 	{ "ctrl-ring-reconnect", case_ctrl_reconnect, "--max-queues 4", 0 },
 	{ "ctrl-bad-prod", case_ctrl_bad_prod, NULL, 0 },
 	{ "ctrl-storm", case_ctrl_storm, NULL, 0 },
+	{ "ctrl-flood-fatal", case_ctrl_flood_fatal, NULL, 0 },
 	{ "ctrl-bad-keys", case_ctrl_bad_keys, "--max-queues 4", 0 },
 };
 

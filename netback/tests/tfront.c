@@ -1000,6 +1000,18 @@ int tf_ctrl(struct tf_vif *v, uint16_t type, uint32_t d0, uint32_t d1, uint32_t 
 	return (int)rsp.status;
 }
 
+void tf_ctrl_push(struct tf_vif *v, uint16_t type, unsigned n)
+{
+	struct tf_ctrl *c = &v->ctrl;
+
+	for (unsigned i = 0; i < n; i++) {
+		*RING_GET_REQUEST(&c->ring, c->ring.req_prod_pvt) =
+			(struct xen_netif_ctrl_request){ .id = ++c->next_id, .type = type };
+		c->ring.req_prod_pvt++;
+	}
+	RING_PUSH_REQUESTS(&c->ring);
+}
+
 void tf_ctrl_raw_prod(struct tf_vif *v, RING_IDX prod)
 {
 	__atomic_store_n(&((xen_netif_ctrl_sring_t *)v->ctrl.sring)->req_prod, prod, __ATOMIC_RELEASE);

@@ -212,6 +212,8 @@ void tf_notify(struct tf_vif *v, unsigned q, bool tx);
  * -ETIMEDOUT, or -EPROTO if the response does not match the request. */
 int tf_ctrl(struct tf_vif *v, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t *data,
 	    int timeout_ms);
+/* Raw: queue n requests of `type` without notifying or waiting. */
+void tf_ctrl_push(struct tf_vif *v, uint16_t type, unsigned n);
 /* Raw: set the control ring's req_prod to `prod` and notify. */
 void tf_ctrl_raw_prod(struct tf_vif *v, RING_IDX prod);
 
