@@ -4,7 +4,9 @@
  *
  * Requests are copied out of the ring once, answered in order by
  * nb_hash_ctrl() (hash.c), the data pages they name (key, mapping table)
- * grant-copied into a page of dom0 memory first. A producer index more than
+ * grant-copied into a page of dom0 memory first (without dom0 memory,
+ * --map-grants: read through a mapping). The hash goes to the vif, whose
+ * queues send HASH extras with the frames it applies to (rx.c). A producer index more than
  * a ring ahead of our responses disables the vif, as a bad data ring index
  * does. When the hash changed, the TAP's steering program follows
  * (steer.c) before any response is pushed: a frontend that reads SUCCESS
@@ -33,7 +35,7 @@ struct nb_ctrl {
 	struct nb_hash hash;
 	struct nb_steer steer;
 	bool steering;          /* the program is attached to the TAP */
-	bool steer_broken;      /* it could not be loaded: said once */
+	bool steer_broken;      /* it could not be loaded: said once, not tried again */
 	int64_t page_frame;     /* one page of dom0 memory for the copies, -1 none */
 	uint8_t *page;
 };
