@@ -554,6 +554,14 @@ static int copy_local(struct pv_gnttab *gt, unsigned k, struct pv_gnttab_copy_se
 	return 1;
 }
 
+bool pv_gnttab_granter_gone(const struct pv_gnttab *gt, uint32_t domid)
+{
+	for (unsigned i = 0; i < gt->natt; i++)
+		if (gt->att[i].domid == domid && !gt->att[i].failed)
+			return __atomic_load_n(&gt->att[i].gt.st->dead, __ATOMIC_ACQUIRE);
+	return false;
+}
+
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt) { return gt->local_copies; }
 
 void pv_gnttab_set_local(struct pv_gnttab *gt, bool on) { gt->local_off = !on; }

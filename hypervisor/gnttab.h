@@ -138,6 +138,14 @@ int pv_gnttab_set_own_memory(struct pv_gnttab *gt, void *base, size_t npages);
  * hypervisor.md, "Grant copy in dom0"). Anything else goes to the hypervisor.
  * How many segments were copied in-process so far: */
 uint64_t pv_gnttab_local_copies(const struct pv_gnttab *gt);
+/* dom0, attached to granter `domid` (it has copied in-process): has the
+ * hypervisor marked it ended (destroyed or moved)? One load from the grant
+ * state, no call: it says so before the notices that revoke our mappings
+ * arrive, and a moved guest's memory is the same memory on its new host,
+ * where its pages are soon reused: a backend checks before it writes
+ * through a mapping of that domain (ring responses). false when not
+ * attached or not known. */
+bool pv_gnttab_granter_gone(const struct pv_gnttab *gt, uint32_t domid);
 /* Off: every copy goes to the hypervisor, as a driver domain's would (a
  * domU cannot copy in-process), and pv_gnttab_grant_check() cannot tell.
  * On by default; only dom0 ever copies in-process. */

@@ -210,6 +210,9 @@ bool nb_ctrl_event(struct nb_queue *q)
 	int more = 0, notify;
 
 	q->ctrl_kick = false;
+	nb_q_check_gone(q);
+	if (q->dead)
+		return true;
 	do {
 		RING_IDX prod = __atomic_load_n(&c->ring.sring->req_prod, __ATOMIC_ACQUIRE);
 

@@ -60,6 +60,12 @@ void nb_q_notify(struct nb_queue *q, evtchn_port_t port)
 		pv_log_rl(&q->rl, PV_LOG_WARN, "%s: notify port %u: %s", q->name, port, strerror(-r));
 }
 
+void nb_q_check_gone(struct nb_queue *q)
+{
+	if (!q->dead && q->gt && pv_gnttab_granter_gone(q->gt, q->cfg.domid))
+		nb_q_domain_gone(q);
+}
+
 void nb_q_domain_gone(struct nb_queue *q)
 {
 	if (q->dead)
@@ -484,7 +490,12 @@ void nb_q_flush(struct nb_queue *q)
 		if (nb_q_revoked(q))
 			return;
 	}
-	/* Only now that we no longer use the grants do the responses go. */
+	/* Only now that we no longer use the grants do the responses go; not
+	 * into a ring whose domain has just ended (moved: its pages may
+	 * already be another ring's on the new host). */
+	nb_q_check_gone(q);
+	if (q->dead)
+		return;
 	if (q->tx_dirty) {
 		q->tx_dirty = false;
 		RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&q->tx, notify);
@@ -508,6 +519,7 @@ void nb_q_flush(struct nb_queue *q)
  * domain is gone (checked again between the tx and rx rounds). */
 static bool active(struct nb_queue *q)
 {
+	nb_q_check_gone(q);
 	if (!q->idle && (q->dead || nb_vif_disabled(q->cfg.vif)))
 		go_idle(q);
 	return !q->idle;

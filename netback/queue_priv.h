@@ -159,6 +159,9 @@ void nb_q_tap_watch(struct nb_queue *q, bool on);
 void nb_q_notify(struct nb_queue *q, evtchn_port_t port);
 /* The domain's grants failed with GNTST_bad_domain: it is gone. */
 void nb_q_domain_gone(struct nb_queue *q);
+/* The same when the hypervisor has marked the domain ended (one load,
+ * pv_gnttab_granter_gone): before every round and every push. */
+void nb_q_check_gone(struct nb_queue *q);
 /* Call after every grant-table call, before touching a ring or a mapped
  * page: the library applies a revocation (our views of a dead or moved
  * domain become PROT_NONE) before any of its calls returns, and leaves the
