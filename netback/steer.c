@@ -55,8 +55,9 @@ static void emit(struct as *a, uint8_t code, uint8_t dst, uint8_t src, int16_t o
 	a->in[a->n++] = (struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
 }
 
-/* Conditional (or, with op BPF_JA, plain) jump to a label placed later. */
-static void jmp(struct as *a, uint8_t op, uint8_t dst, int32_t imm, int label)
+/* A jump to a label placed later: `op` against the constant `imm` (BPF_K)
+ * or the register `src` (BPF_X); BPF_JA jumps always. */
+static void jump(struct as *a, uint8_t op, uint8_t kind, uint8_t dst, uint8_t src, int32_t imm, int label)
 {
 	if (a->nfix == sizeof(a->fix) / sizeof(a->fix[0])) {
 		a->overflow = true;
@@ -64,19 +65,17 @@ static void jmp(struct as *a, uint8_t op, uint8_t dst, int32_t imm, int label)
 	}
 	a->fix[a->nfix].at = a->n;
 	a->fix[a->nfix++].label = label;
-	emit(a, BPF_JMP | op | BPF_K, dst, 0, 0, imm);
+	emit(a, BPF_JMP | op | kind, dst, src, 0, imm);
 }
 
-/* The same comparing two registers. */
+static void jmp(struct as *a, uint8_t op, uint8_t dst, int32_t imm, int label)
+{
+	jump(a, op, BPF_K, dst, 0, imm, label);
+}
+
 static void jmp_reg(struct as *a, uint8_t op, uint8_t dst, uint8_t src, int label)
 {
-	if (a->nfix == sizeof(a->fix) / sizeof(a->fix[0])) {
-		a->overflow = true;
-		return;
-	}
-	a->fix[a->nfix].at = a->n;
-	a->fix[a->nfix++].label = label;
-	emit(a, BPF_JMP | op | BPF_X, dst, src, 0, 0);
+	jump(a, op, BPF_X, dst, src, 0, label);
 }
 
 static void place(struct as *a, int label) { a->label[label] = (int)a->n; }
